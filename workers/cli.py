@@ -1,0 +1,191 @@
+"""``workers``: the one command for everything a user does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from workers.registry import DESCRIPTIONS, WORKERS
+
+
+def _settings(args: argparse.Namespace, **overrides: dict[str, Any]) -> Any:
+    from workers.settings import load_settings
+
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from workers.broker import EmbeddedBroker
+    from workers.settings import KafkaSettings
+    from workers.transport.factory import ensure_topics
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
+    broker = EmbeddedBroker(args.host, args.port, args.cert, args.key).start()
+    if not args.cert:  # topic creation over TLS needs client TLS settings; with --cert create them yourself
+        from workers.registry import build_handler  # noqa: F401  (keeps the topic list next to the workers)
+
+        topics: dict[str, int] = {}
+        for name in WORKERS:
+            spec = _handler_class(name)
+            topics |= {spec.input_topic: spec.partitions, spec.output_topic: spec.partitions, f"{spec.input_topic}.dlq": 1}
+        ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), topics)
+        print(f"topics: {', '.join(sorted(topics))}")
+    print(f"broker ready on {broker.bootstrap_servers} (memory storage); Ctrl-C stops it", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def _handler_class(name: str) -> Any:
+    from workers.tensor.handler import TensorHandler
+
+    return {"tensor": TensorHandler}[name]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from workers.serve import serve
+
+    engine: dict[str, Any] = {}
+    if args.metrics_port is not None:
+        engine["metrics_port"] = args.metrics_port
+    return serve(args.worker, _settings(args, engine=engine), args.model)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workers.demo import run_demo
+
+    logging.basicConfig(level="WARNING")
+    return run_demo(args.duration, args.rate, args.client, args.metrics_port)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from workers.client import send
+    from workers.transport.records import OutgoingRecord
+
+    kafka = _settings(args).kafka
+    source = sys.stdin if args.file == "-" else open(args.file)
+
+    def records() -> Any:
+        for line in source:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            key = None
+            if args.key_field:
+                try:
+                    key = str(json.loads(line)[args.key_field]).encode()
+                except (ValueError, KeyError, TypeError):
+                    key = None  # the worker's decoder will dead-letter it with the reason
+            yield OutgoingRecord(args.topic, line.encode(), key)
+
+    print(f"{send(kafka, records())} records acknowledged on {args.topic}", file=sys.stderr)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from workers.client import read
+
+    kafka = _settings(args).kafka
+    n = 0
+    for record in read(kafka, args.topics, idle_timeout_s=args.idle_timeout, from_beginning=args.from_beginning):
+        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers if k.startswith("dlq.")}
+        value = (record.value or b"").decode("utf-8", "replace")
+        print(json.dumps({"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                          "key": record.key.decode("utf-8", "replace") if record.key else None,
+                          **({"dlq": headers} if headers else {}), "value": value}), flush=True)
+        n += 1
+        if args.max and n >= args.max:
+            break
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from workers.settings import describe_settings
+
+    if args.current:
+        print(json.dumps({"kafka": _settings(args).kafka.redacted(), "engine": _settings(args).engine.model_dump(),
+                          "onnx": _settings(args).onnx.model_dump()}, indent=2))
+    else:
+        print(describe_settings())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
+    if args.model == "digits":
+        from models import ARTIFACTS, digits
+
+        manifest = digits.train(Path(args.out) if args.out else ARTIFACTS / "digits")
+        print(json.dumps(manifest["metrics"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workers",
+        description="Streaming real-time inference workers: Kafka in, ONNX Runtime, Kafka out.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", metavar="FILE", help="YAML file with kafka:/engine:/onnx: sections "
+                       "(environment variables override it; see `workers settings`)")
+        return p
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) and create the topics")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--cert", help="PEM certificate: serve TLS")
+    p.add_argument("--key", help="PEM private key of --cert")
+    p.set_defaults(func=cmd_broker)
+
+    workers_help = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+    p = with_config(sub.add_parser("serve", help="run one worker until SIGTERM", description=f"Workers: {workers_help}."))
+    p.add_argument("worker", choices=sorted(WORKERS))
+    p.add_argument("--model", metavar="DIR", help="model directory (model.onnx + manifest.json); default: the committed one")
+    p.add_argument("--metrics-port", type=int, help="port of /metrics and /v2/health (default 9400, 0 = any)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="embedded broker + workers + sample traffic; results and metrics on screen")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds of traffic; 0 runs until Ctrl-C")
+    p.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    p.add_argument("--client", choices=["kafka-python", "confluent"], default="kafka-python")
+    p.add_argument("--metrics-port", type=int, default=9400)
+    p.set_defaults(func=cmd_demo)
+
+    p = with_config(sub.add_parser("send", help="produce JSON lines from a file (or -) to a topic"))
+    p.add_argument("topic")
+    p.add_argument("file")
+    p.add_argument("--key-field", help="JSON field whose value becomes the record key")
+    p.set_defaults(func=cmd_send)
+
+    p = with_config(sub.add_parser("tail", help="print records of topics as JSON lines (DLQ reasons included)"))
+    p.add_argument("topics", nargs="+")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--max", type=int, default=0, help="stop after this many records")
+    p.add_argument("--idle-timeout", type=float, default=None, help="stop after this many seconds without records")
+    p.set_defaults(func=cmd_tail)
+
+    p = with_config(sub.add_parser("settings", help="document every setting (env var, YAML key, default)"))
+    p.add_argument("--current", action="store_true", help="print the values in force instead (secrets masked)")
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("train", help="train a model and export it to ONNX with a parity check")
+    p.add_argument("model", choices=["digits"])
+    p.add_argument("--out", metavar="DIR", help="artifact directory (default: the committed one)")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

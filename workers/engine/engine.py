@@ -1,0 +1,302 @@
+"""The streaming engine: consume -> decode -> micro-batch -> model -> produce -> commit.
+
+Commit order (Quix's checkpoint rule): an offset is committed only after every record produced for
+it -- results, or its dead-letter record -- was acknowledged by the broker, and only as part of the
+contiguous done prefix of its partition. A crash therefore re-reads, never skips; duplicates are
+limited to the uncommitted window, and each result carries ``source.*`` headers to de-duplicate.
+
+The loop is single-threaded: batches run in arrival order and results are produced in that order,
+so per-key (per-partition) ordering holds. Backpressure pauses every assigned partition while more
+than ``max_in_flight`` messages are unfinished, and resumes them at half that.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from workers import metrics as m
+from workers.engine.batcher import MicroBatcher
+from workers.engine.dlq import dead_letter
+from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending
+from workers.engine.offsets import OffsetTracker
+from workers.http import Health
+from workers.settings import EngineSettings
+from workers.transport.base import Consumer, Producer
+from workers.transport.records import OutgoingRecord, Record, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class FatalDeliveryError(RuntimeError):
+    """The broker refused a result after the client's retries: stop without committing past it."""
+
+
+@dataclass(slots=True)
+class _Completion:
+    """Outstanding acknowledgements for one input message."""
+
+    tp: TopicPartition
+    offset: int
+    remaining: int
+    timestamp_ms: int | None
+    to_dlq: bool
+
+
+class StreamEngine:
+    def __init__(
+        self,
+        handler: Handler[Any],
+        settings: EngineSettings,
+        consumer: Consumer,
+        producer: Producer,
+        health: Health | None = None,
+    ) -> None:
+        self.handler = handler
+        self.settings = settings
+        self.consumer = consumer
+        self.producer = producer
+        self.health = health or Health()
+        self.input_topic = settings.input_topic or handler.input_topic
+        self.output_topic = settings.output_topic or handler.output_topic
+        self.dlq_topic = settings.dlq_topic or f"{self.input_topic}.dlq"
+        self.tracker = OffsetTracker()
+        self.batcher: MicroBatcher[Pending[Any]] = MicroBatcher(
+            settings.max_batch_size, settings.max_batch_wait_ms / 1000, handler.one_per_key
+        )
+        self._stop = threading.Event()
+        self._paused = False
+        self._fatal: Exception | None = None
+        self._last_commit = time.monotonic()
+        self._last_housekeeping = 0.0
+        self._lag_partitions: set[int] = set()
+        labels = {"worker": handler.name, "topic": self.input_topic}
+        model_labels = labels | {"model": handler.model.name}
+        self._m_in = m.MESSAGES_IN.labels(**labels)
+        self._m_out = m.MESSAGES_OUT.labels(**model_labels)
+        self._m_e2e = m.END_TO_END.labels(**model_labels)
+        self._m_wait = m.QUEUE_WAIT.labels(**model_labels)
+        self._m_batch = m.BATCH_SIZE.labels(**model_labels)
+        self._m_in_flight = m.IN_FLIGHT.labels(**labels)
+        self._m_paused = m.PAUSED.labels(**labels)
+        self._m_assigned = m.ASSIGNED_PARTITIONS.labels(**labels)
+        inference = m.INFERENCE.labels(**model_labels)
+        handler.model.observer = lambda seconds, _batch: inference.observe(seconds)
+        m.MODEL_INFO.labels(
+            worker=handler.name, model=handler.model.name, version=handler.model.version,
+            provider=handler.model.provider,
+        ).set(1)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop fetching; the loop then finishes in-flight work, flushes, commits and returns."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: object) -> None:
+            log.info("received %s: draining and stopping", signal.Signals(signum).name)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Serve until :meth:`request_stop` (or ``until()`` is true); raises on a fatal delivery error."""
+        self.consumer.subscribe([self.input_topic], listener=self)
+        self.health.ready = True
+        log.info(
+            "%s: consuming %s -> %s (dlq %s), batch <= %d, wait <= %.1f ms",
+            self.handler.name, self.input_topic, self.output_topic, self.dlq_topic,
+            self.settings.max_batch_size, self.settings.max_batch_wait_ms,
+        )
+        try:
+            while not self._stop.is_set() and not (until and until()):
+                self.step()
+        finally:
+            self.health.ready = False
+            self._shutdown()
+
+    def step(self) -> None:
+        """One turn of the loop: poll, decode, run due batches, serve acks, commit, backpressure."""
+        self.health.beat()
+        due_in = self.batcher.seconds_until_due()
+        timeout = 0.1 if due_in is None else min(due_in, 0.1)
+        room = max(1, self.settings.max_in_flight - self.tracker.in_flight)
+        for record in self.consumer.poll(timeout, min(self.settings.poll_max_records, room)):
+            self._accept(record)
+        while self.batcher.due():
+            self._run_batch(self.batcher.take())
+        self.producer.poll()
+        self._raise_if_fatal()
+        now = time.monotonic()
+        if now - self._last_commit >= self.settings.commit_interval_s:
+            self._commit()
+        self._apply_backpressure()
+        if now - self._last_housekeeping >= 1.0:
+            self._housekeeping(now)
+
+    # -- the pipeline ----------------------------------------------------------------------------
+
+    def _accept(self, record: Record) -> None:
+        self._m_in.inc()
+        self.tracker.track(record.tp, record.offset)
+        if record.value is None:
+            self._send_to_dlq(record, InvalidMessage("empty_value", "record has no value (tombstone)"))
+            return
+        try:
+            key, value = self.handler.decode(record)
+        except InvalidMessage as invalid:
+            self._send_to_dlq(record, invalid)
+            return
+        self.batcher.add(Pending(record, key, value))
+
+    def _run_batch(self, batch: list[Pending[Any]]) -> None:
+        if not batch:
+            return
+        started = time.monotonic()
+        for item in batch:
+            self._m_wait.observe(started - item.enqueued_at)
+        self._m_batch.observe(len(batch))
+        try:
+            outcomes = self.handler.process(batch)
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{self.handler.name}.process returned {len(outcomes)} outcomes for {len(batch)}")
+        except Exception:
+            log.exception("%s: batch of %d failed; retrying its items one by one", self.handler.name, len(batch))
+            outcomes = [self._process_alone(item) for item in batch]
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, InvalidMessage):
+                self._send_to_dlq(item.record, outcome)
+            else:
+                self._send_results(item.record, outcome)
+
+    def _process_alone(self, item: Pending[Any]) -> Outcome:
+        try:
+            return self.handler.process([item])[0]
+        except Exception as exc:  # the model itself rejects this input
+            return InvalidMessage("inference_error", f"{type(exc).__name__}: {exc}")
+
+    def _send_results(self, record: Record, results: list[OutgoingRecord]) -> None:
+        source = [
+            ("source.topic", record.topic.encode()),
+            ("source.partition", str(record.partition).encode()),
+            ("source.offset", str(record.offset).encode()),
+        ]
+        completion = _Completion(record.tp, record.offset, len(results), record.timestamp_ms, to_dlq=False)
+        if not results:
+            self._complete(completion, time.time())
+        for result in results:
+            topic = result.topic or self.output_topic
+            out = OutgoingRecord(topic, result.value, result.key, list(result.headers) + source)
+            self.producer.produce(out, lambda error, acked_at, c=completion: self._acknowledged(c, error, acked_at))
+
+    def _send_to_dlq(self, record: Record, invalid: InvalidMessage) -> None:
+        log.warning(
+            "%s: %s[%d]@%d -> %s: %s", self.handler.name, record.topic, record.partition, record.offset,
+            self.dlq_topic, invalid,
+        )
+        m.MESSAGES_DLQ.labels(worker=self.handler.name, topic=self.input_topic, reason=invalid.code).inc()
+        completion = _Completion(record.tp, record.offset, 1, record.timestamp_ms, to_dlq=True)
+        self.producer.produce(
+            dead_letter(record, self.dlq_topic, self.handler.name, invalid.code, invalid.detail),
+            lambda error, acked_at: self._acknowledged(completion, error, acked_at),
+        )
+
+    def _acknowledged(self, completion: _Completion, error: Exception | None, acked_at: float) -> None:
+        if error is not None:
+            log.error("produce for %s@%d failed: %s", completion.tp, completion.offset, error)
+            self._fatal = self._fatal or FatalDeliveryError(str(error))
+            return
+        completion.remaining -= 1
+        if completion.remaining == 0:
+            self._complete(completion, acked_at)
+
+    def _complete(self, completion: _Completion, acked_at: float) -> None:
+        self.tracker.done(completion.tp, completion.offset)
+        if completion.to_dlq:
+            return
+        self._m_out.inc()
+        if completion.timestamp_ms and completion.timestamp_ms > 0:
+            self._m_e2e.observe(max(0.0, acked_at - completion.timestamp_ms / 1000))
+
+    def _raise_if_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    # -- offsets, backpressure, rebalance --------------------------------------------------------
+
+    def _commit(self) -> None:
+        self._last_commit = time.monotonic()
+        offsets = self.tracker.take_committable()
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+            m.COMMITS.labels(worker=self.handler.name, topic=self.input_topic, outcome="ok").inc()
+        except Exception as exc:  # e.g. a rebalance is under way; the next commit carries them
+            m.COMMITS.labels(worker=self.handler.name, topic=self.input_topic, outcome="failed").inc()
+            log.warning("commit of %s failed (%s); will retry", offsets, exc)
+            self.tracker.restore(offsets)
+
+    def _apply_backpressure(self) -> None:
+        in_flight = self.tracker.in_flight
+        self._m_in_flight.set(in_flight)
+        if not self._paused and in_flight >= self.settings.max_in_flight:
+            self.consumer.pause(self.consumer.assignment())
+            self._paused = True
+            self._m_paused.set(1)
+            log.info("backpressure: %d messages in flight, pausing consumption", in_flight)
+        elif self._paused and in_flight <= self.settings.max_in_flight // 2:
+            self.consumer.resume(self.consumer.assignment())
+            self._paused = False
+            self._m_paused.set(0)
+            log.info("backpressure released: %d in flight, resuming", in_flight)
+
+    def _housekeeping(self, now: float) -> None:
+        self._last_housekeeping = now
+        self.handler.housekeeping()
+        lags = self.consumer.lag()
+        for tp, lag in lags.items():
+            m.CONSUMER_LAG.labels(worker=self.handler.name, topic=tp.topic, partition=str(tp.partition)).set(lag)
+        for gone in self._lag_partitions - {tp.partition for tp in lags}:
+            m.CONSUMER_LAG.remove(self.handler.name, self.input_topic, str(gone))
+        self._lag_partitions = {tp.partition for tp in lags}
+
+    def drain(self, timeout_s: float) -> bool:
+        """Run every queued message, wait for all acknowledgements, commit. False if acks timed out."""
+        while len(self.batcher):
+            self._run_batch(self.batcher.take())
+        flushed = self.producer.flush(timeout_s)
+        self._raise_if_fatal()
+        self._commit()
+        return flushed
+
+    def on_partitions_revoked(self, partitions: set[TopicPartition]) -> None:
+        """Finish and commit everything before another member takes these partitions over."""
+        log.info("%s: partitions revoked: %s", self.handler.name, sorted(p.partition for p in partitions))
+        self.drain(self.settings.shutdown_timeout_s)
+        self.tracker.forget(partitions)
+        self.handler.on_partitions_revoked({tp.partition for tp in partitions if tp.topic == self.input_topic})
+        self._m_assigned.set(len(self.consumer.assignment() - partitions))
+
+    def on_partitions_assigned(self, partitions: set[TopicPartition]) -> None:
+        log.info("%s: partitions assigned: %s", self.handler.name, sorted(p.partition for p in partitions))
+        self._m_assigned.set(len(self.consumer.assignment() | partitions))
+        if self._paused and partitions:
+            self.consumer.pause(partitions)
+
+    def _shutdown(self) -> None:
+        try:
+            if self._fatal is None:
+                if not self.drain(self.settings.shutdown_timeout_s):
+                    log.error("shutdown: not every result was acknowledged in %.0fs", self.settings.shutdown_timeout_s)
+                log.info("%s: drained and committed; leaving the group", self.handler.name)
+        finally:
+            self.consumer.close()
+            self.producer.close()

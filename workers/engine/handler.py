@@ -1,0 +1,81 @@
+"""What a worker plugs into the engine: decode, (state), model, post-process. Never commit logic."""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from workers.runtime.onnx_model import OnnxModel
+from workers.transport.records import OutgoingRecord, Record
+
+V = TypeVar("V")
+
+
+class InvalidMessage(Exception):
+    """A message the worker cannot process. ``code`` is a short metric label; ``detail`` says why."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Pending(Generic[V]):
+    """A decoded message waiting for (or in) a batch."""
+
+    record: Record
+    key: str
+    value: V
+    received_at: float = field(default_factory=time.time)  # wall clock, comparable to the record timestamp
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+    def latency_fields(self, inference_s: float) -> dict[str, float]:
+        """Latency breakdown every result carries (milliseconds)."""
+        now = time.time()
+        fields = {
+            "received_to_result_ms": round((now - self.received_at) * 1000, 3),
+            "inference_ms": round(inference_s * 1000, 3),
+        }
+        if self.record.timestamp_ms is not None and self.record.timestamp_ms > 0:
+            fields["event_to_result_ms"] = round(now * 1000 - self.record.timestamp_ms, 3)
+        return fields
+
+
+Outcome = list[OutgoingRecord] | InvalidMessage
+"""Per input: the records to produce (possibly none), or why it goes to the dead-letter topic."""
+
+
+class Handler(abc.ABC, Generic[V]):
+    """One workload. Subclasses set the class attributes and implement the three methods."""
+
+    name: ClassVar[str]
+    input_topic: ClassVar[str]
+    output_topic: ClassVar[str]
+    partitions: ClassVar[int] = 4
+    one_per_key: ClassVar[bool] = False
+    """True when a key's next message needs the state its previous one produced (one per key per batch)."""
+
+    model: OnnxModel
+
+    @abc.abstractmethod
+    def decode(self, record: Record) -> tuple[str, V]:
+        """Parse and validate one record into ``(key, value)``; raise :class:`InvalidMessage` if it is bad."""
+
+    @abc.abstractmethod
+    def process(self, batch: list[Pending[V]]) -> list[Outcome]:
+        """Run the model on a batch and post-process: one :data:`Outcome` per item, in order."""
+
+    def warmup(self, runs: int) -> None:
+        self.model.warmup(runs)
+
+    def on_partitions_revoked(self, partitions: set[int]) -> None:
+        """Drop per-key state of partitions now owned by another worker."""
+
+    def housekeeping(self) -> None:
+        """Called about once a second: expire idle state, update gauges."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"worker": self.name, "model": self.model.name, "version": self.model.version}

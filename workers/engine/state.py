@@ -1,0 +1,97 @@
+"""Per-key state (a stream, session or conversation) with idle expiry and a cap on keys held.
+
+Keys live in least-recently-used order, so both expiry and eviction look only at the front.
+Eviction is logged and reported through ``on_evict`` (a metric), never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+S = TypeVar("S")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry(Generic[S]):
+    value: S
+    partition: int
+    touched: float
+
+
+class KeyedState(Generic[S]):
+    def __init__(
+        self,
+        factory: Callable[[], S],
+        ttl_s: float,
+        max_keys: int,
+        on_evict: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = factory
+        self.ttl_s = ttl_s
+        self.max_keys = max_keys
+        self._on_evict = on_evict or (lambda reason, n: None)
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def items(self) -> Iterator[tuple[str, S]]:
+        return ((k, e.value) for k, e in self._entries.items())
+
+    def get(self, key: str, partition: int) -> S:
+        """The key's state, created on first use; marks the key as recently used."""
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is None:
+            if len(self._entries) >= self.max_keys:
+                self._evict_oldest()
+            entry = self._entries[key] = _Entry(self._factory(), partition, now)
+        else:
+            entry.touched = now
+            entry.partition = partition
+            self._entries.move_to_end(key)
+        return entry.value
+
+    def pop(self, key: str) -> S | None:
+        entry = self._entries.pop(key, None)
+        return None if entry is None else entry.value
+
+    def expire(self) -> int:
+        """Drop keys idle for longer than the TTL; returns how many."""
+        cutoff = self._clock() - self.ttl_s
+        n = 0
+        while self._entries:
+            key, entry = next(iter(self._entries.items()))
+            if entry.touched > cutoff:
+                break
+            del self._entries[key]
+            n += 1
+        if n:
+            log.info("state: expired %d idle keys (ttl %.0fs), %d held", n, self.ttl_s, len(self._entries))
+            self._on_evict("ttl", n)
+        return n
+
+    def drop_partitions(self, partitions: set[int]) -> int:
+        """Forget keys of partitions this worker no longer owns (their new owner rebuilds them)."""
+        doomed = [k for k, e in self._entries.items() if e.partition in partitions]
+        for key in doomed:
+            del self._entries[key]
+        if doomed:
+            self._on_evict("rebalance", len(doomed))
+        return len(doomed)
+
+    def _evict_oldest(self) -> None:
+        key, _ = self._entries.popitem(last=False)
+        log.warning("state: %d keys held (the cap); evicted least recently used key %r", self.max_keys, key)
+        self._on_evict("capacity", 1)

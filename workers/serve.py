@@ -1,0 +1,51 @@
+"""Wires one worker: model, topics, Kafka clients, metrics endpoint, engine; runs until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from workers.engine.engine import StreamEngine
+from workers.http import Health, MetricsServer
+from workers.registry import build_handler
+from workers.settings import Settings
+from workers.transport.factory import ensure_topics, make_consumer, make_producer
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) -> int:
+    """Serve ``worker`` until SIGTERM/SIGINT; returns the process exit code."""
+    configure_logging(settings.engine.log_level)
+    log.info("kafka settings: %s", settings.kafka.redacted())
+    handler = build_handler(worker, model_dir, settings.onnx)
+    handler.warmup(settings.onnx.warmup_runs)
+    input_topic = settings.engine.input_topic or handler.input_topic
+    output_topic = settings.engine.output_topic or handler.output_topic
+    dlq_topic = settings.engine.dlq_topic or f"{input_topic}.dlq"
+    ensure_topics(settings.kafka, {input_topic: handler.partitions, output_topic: handler.partitions, dlq_topic: 1})
+
+    group_id = settings.engine.group_id or f"workers-{worker}"
+    client_id = f"{worker}-{socket.gethostname()}-{os.getpid()}"
+    consumer = make_consumer(settings.kafka, group_id, settings.engine.auto_offset_reset, client_id)
+    producer = make_producer(settings.kafka, client_id)
+    health = Health()
+    server = MetricsServer(settings.engine.metrics_host, settings.engine.metrics_port, health).start()
+    engine = StreamEngine(handler, settings.engine, consumer, producer, health)
+    engine.install_signal_handlers()
+    try:
+        engine.run()
+    finally:
+        server.stop()
+    log.info("%s stopped cleanly", worker)
+    return 0

@@ -1,0 +1,1 @@
+"""Generic tensor worker: serves any exported ONNX model over Kafka with JSON tensors (Open Inference Protocol style)."""

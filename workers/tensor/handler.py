@@ -1,0 +1,121 @@
+"""Generic tensor worker: one JSON request per message, any ONNX model.
+
+Request (``tensor.requests``)::
+
+    {"id": "req-1", "inputs": {"<input name>": <nested list, one example, no batch axis>}}
+
+Result (``tensor.results``)::
+
+    {"id": "req-1", "outputs": {"<output name>": [...]}, "label": "3", "score": 0.99,
+     "model": "digits", "model_version": "...", "latency": {...}}
+
+``label``/``score`` appear when the model's manifest names the classes of its first output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending
+from workers.runtime.onnx_model import OnnxModel
+from workers.settings import OnnxSettings
+from workers.transport.records import OutgoingRecord, Record
+
+MAX_MESSAGE_BYTES = 1 << 20
+DEFAULT_MODEL = "digits"
+
+
+def decode_json_object(record: Record, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """Bytes -> JSON object, with the DLQ reason codes every JSON worker shares."""
+    raw = record.value or b""
+    if len(raw) > max_bytes:
+        raise InvalidMessage("too_large", f"{len(raw)} bytes > limit {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage("invalid_utf8", str(exc)) from None
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidMessage("invalid_json", str(exc)) from None
+    if not isinstance(payload, dict):
+        raise InvalidMessage("wrong_type", f"expected a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
+    name = "tensor"
+    input_topic = "tensor.requests"
+    output_topic = "tensor.results"
+
+    def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
+        self.model = OnnxModel(model_dir, onnx)
+        self._example_shapes = {
+            name: tuple(d if isinstance(d, int) and d > 0 else None for d in spec.shape[1:])
+            for name, spec in self.model.inputs.items()
+        }
+
+    def decode(self, record: Record) -> tuple[str, tuple[str, dict[str, np.ndarray]]]:
+        payload = decode_json_object(record)
+        request_id = payload.get("id", f"{record.topic}-{record.partition}-{record.offset}")
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+            raise InvalidMessage("wrong_type", "'id' must be a string or an integer")
+        inputs = payload.get("inputs")
+        if not isinstance(inputs, dict):
+            raise InvalidMessage("missing_field", "'inputs' must be an object of named tensors")
+        missing = sorted(set(self._example_shapes) - set(inputs))
+        if missing:
+            raise InvalidMessage("missing_field", f"inputs lack {missing}; the model takes {sorted(self._example_shapes)}")
+        tensors = {}
+        for name, shape in self._example_shapes.items():
+            try:
+                array = np.asarray(inputs[name], dtype=self.model.input_dtype(name))
+            except (TypeError, ValueError) as exc:
+                raise InvalidMessage("wrong_type", f"input {name!r} is not a numeric tensor: {exc}") from None
+            if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
+                raise InvalidMessage("wrong_shape", f"input {name!r} has shape {array.shape}, the model takes {shape}")
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise InvalidMessage("not_finite", f"input {name!r} holds NaN or infinity")
+            tensors[name] = array
+        key = record.key.decode("utf-8", "replace") if record.key else str(request_id)
+        return key, (str(request_id), tensors)
+
+    def process(self, batch: list[Pending[tuple[str, dict[str, np.ndarray]]]]) -> list[Outcome]:
+        feeds = {name: np.stack([item.value[1][name] for item in batch]) for name in self._example_shapes}
+        outputs = self.model.run(feeds)
+        inference_s = self.model.last_run_s
+        labels = self.model.manifest.labels
+        first = self.model.output_names[0]
+        outcomes: list[Outcome] = []
+        for i, item in enumerate(batch):
+            result: dict[str, Any] = {
+                "id": item.value[0],
+                "outputs": {name: values[i].tolist() for name, values in outputs.items()},
+            }
+            if labels:
+                scores = outputs[first][i]
+                best = int(np.argmax(scores))
+                result |= {"label": labels[best], "score": round(float(scores[best]), 6)}
+            result |= {
+                "model": self.model.name,
+                "model_version": self.model.version,
+                "latency": item.latency_fields(inference_s),
+            }
+            value = json.dumps(result, allow_nan=False, default=_finite).encode()
+            outcomes.append([OutgoingRecord(self.output_topic, value, item.record.key)])
+        return outcomes
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,66 @@
+"""The small Kafka client interface both adapters implement.
+
+It is the minimum the engine needs: manual commits, pause/resume for backpressure,
+a rebalance listener (aiokafka's idea) and a delivery callback per produced record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+from workers.transport.records import OutgoingRecord, Record, TopicPartition
+
+DeliveryCallback = Callable[[Exception | None, float], None]
+"""Called once per produced record with ``(error or None, acked_at)``; ``acked_at`` is the wall-clock time
+the broker's acknowledgement arrived (not the later moment the callback is served)."""
+
+
+class RebalanceListener(Protocol):
+    """Told about partition ownership changes, from inside :meth:`Consumer.poll`."""
+
+    def on_partitions_revoked(self, partitions: set[TopicPartition]) -> None:
+        """Last chance to finish work and commit offsets for ``partitions`` before another member owns them."""
+
+    def on_partitions_assigned(self, partitions: set[TopicPartition]) -> None:
+        """``partitions`` are now ours."""
+
+
+class Consumer(Protocol):
+    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        """Fetch up to ``max_records`` records, waiting at most ``timeout_s``; may run rebalance callbacks."""
+        ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Synchronously commit ``offsets`` (the next offset to read, Kafka's convention)."""
+        ...
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages between our position and the log end, per assigned partition, from the last fetch."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group (triggers a rebalance for the others) and close connections."""
+        ...
+
+
+class Producer(Protocol):
+    def produce(self, record: OutgoingRecord, on_delivery: DeliveryCallback) -> None: ...
+
+    def poll(self) -> None:
+        """Serve pending delivery callbacks without blocking."""
+        ...
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every produced record is acknowledged (callbacks served). False on timeout."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,158 @@
+"""Adapter over kafka-python (pure Python; the default client)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kafka
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from workers.settings import KafkaSettings
+from workers.transport.base import DeliveryCallback, RebalanceListener
+from workers.transport.records import OutgoingRecord, Record, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+def client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection and security options in kafka-python's spelling."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "security_protocol": settings.security_protocol,
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+    if settings.sasl_mechanism:
+        config["sasl_mechanism"] = settings.sasl_mechanism
+        config["sasl_plain_username"] = settings.sasl_username
+        config["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        config |= {
+            "ssl_cafile": settings.ssl_cafile,
+            "ssl_certfile": settings.ssl_certfile,
+            "ssl_keyfile": settings.ssl_keyfile,
+            "ssl_check_hostname": settings.ssl_check_hostname,
+        }
+    return config
+
+
+def _ours(tps: Iterable[kafka.TopicPartition]) -> set[TopicPartition]:
+    return {TopicPartition(tp.topic, tp.partition) for tp in tps}
+
+
+def _theirs(tps: Iterable[TopicPartition]) -> list[kafka.TopicPartition]:
+    return [kafka.TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, listener: RebalanceListener) -> None:
+        self.listener = listener
+
+    def on_partitions_revoked(self, revoked: Iterable[kafka.TopicPartition]) -> None:
+        self.listener.on_partitions_revoked(_ours(revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[kafka.TopicPartition]) -> None:
+        self.listener.on_partitions_assigned(_ours(assigned))
+
+
+class KafkaPythonConsumer:
+    def __init__(self, settings: KafkaSettings, group_id: str, auto_offset_reset: str, client_id: str) -> None:
+        self._consumer = kafka.KafkaConsumer(
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 3),
+            **client_config(settings),
+        )
+        self._next_offset: dict[TopicPartition, int] = {}
+
+    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
+        self._consumer.subscribe(topics, listener=_Listener(listener))
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        out: list[Record] = []
+        for tp, messages in batches.items():
+            for m in messages:
+                out.append(
+                    Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
+                )
+            self._next_offset[TopicPartition(tp.topic, tp.partition)] = messages[-1].offset + 1
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if offsets:
+            self._consumer.commit(
+                {kafka.TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+            )
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.pause(*_theirs(partitions))
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.resume(*_theirs(partitions))
+
+    def assignment(self) -> set[TopicPartition]:
+        return _ours(self._consumer.assignment())
+
+    def lag(self) -> dict[TopicPartition, int]:
+        lags = {}
+        for tp in self.assignment():
+            high = self._consumer.highwater(kafka.TopicPartition(tp.topic, tp.partition))
+            position = self._next_offset.get(tp)
+            if high is not None and position is not None:
+                lags[tp] = max(0, high - position)
+        return lags
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class KafkaPythonProducer:
+    """Delivery callbacks are queued by kafka-python's I/O thread and run on the caller's thread in poll/flush."""
+
+    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+        self._producer = kafka.KafkaProducer(
+            client_id=client_id,
+            acks="all",
+            # The idempotent producer's InitProducerId fails on the embedded broker (UnknownError), so keep
+            # retried batches in order the classic way: one request in flight per connection.
+            enable_idempotence=False,
+            max_in_flight_requests_per_connection=1,
+            retries=5,
+            linger_ms=1,
+            **client_config(settings),
+        )
+        self._done: collections.deque[tuple[DeliveryCallback, Exception | None, float]] = collections.deque()
+        self._lock = threading.Lock()
+
+    def produce(self, record: OutgoingRecord, on_delivery: DeliveryCallback) -> None:
+        future = self._producer.send(record.topic, value=record.value, key=record.key, headers=record.headers)
+        future.add_callback(lambda _meta: self._done.append((on_delivery, None, time.time())))
+        future.add_errback(lambda exc: self._done.append((on_delivery, exc, time.time())))
+
+    def poll(self) -> None:
+        with self._lock:  # callbacks run in the order the broker acknowledged them
+            while self._done:
+                callback, error, acked_at = self._done.popleft()
+                callback(error, acked_at)
+
+    def flush(self, timeout_s: float) -> bool:
+        try:
+            self._producer.flush(timeout=timeout_s)
+            ok = True
+        except kafka.errors.KafkaTimeoutError:
+            ok = False
+        self.poll()
+        return ok
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
