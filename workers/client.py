@@ -47,14 +47,21 @@ def read(
     idle_timeout_s: float | None = None,
     from_beginning: bool = True,
 ) -> Iterator[Record]:
-    """Yield records of ``topics`` until ``idle_timeout_s`` passes without one (None: forever)."""
+    """Yield records of ``topics`` until ``idle_timeout_s`` passes without one (None: forever).
+
+    With a ``group_id`` the reader joins that consumer group (and shares partitions); without one it
+    reads every partition from the beginning with no group join, which starts at once.
+    """
     consumer = make_consumer(
         settings,
         group_id or f"workers-reader-{uuid.uuid4().hex[:8]}",
         "earliest" if from_beginning else "latest",
         client_id="workers-reader",
     )
-    consumer.subscribe(topics, _NoRebalanceWork())
+    if group_id is None and from_beginning:
+        consumer.assign_from_beginning(topics)
+    else:
+        consumer.subscribe(topics, _NoRebalanceWork())
     last = time.monotonic()
     try:
         while idle_timeout_s is None or time.monotonic() - last < idle_timeout_s:

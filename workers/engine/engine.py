@@ -23,7 +23,7 @@ from typing import Any
 from workers import metrics as m
 from workers.engine.batcher import MicroBatcher
 from workers.engine.dlq import dead_letter
-from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending
+from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
 from workers.engine.offsets import OffsetTracker
 from workers.http import Health
 from workers.settings import EngineSettings
@@ -182,7 +182,7 @@ class StreamEngine:
         except Exception as exc:  # the model itself rejects this input
             return InvalidMessage("inference_error", f"{type(exc).__name__}: {exc}")
 
-    def _send_results(self, record: Record, results: list[OutgoingRecord]) -> None:
+    def _send_results(self, record: Record, results: list[Result]) -> None:
         source = [
             ("source.topic", record.topic.encode()),
             ("source.partition", str(record.partition).encode()),
@@ -192,8 +192,7 @@ class StreamEngine:
         if not results:
             self._complete(completion, time.time())
         for result in results:
-            topic = result.topic or self.output_topic
-            out = OutgoingRecord(topic, result.value, result.key, list(result.headers) + source)
+            out = OutgoingRecord(self.output_topic, result.value, result.key, list(result.headers) + source)
             self.producer.produce(out, lambda error, acked_at, c=completion: self._acknowledged(c, error, acked_at))
 
     def _send_to_dlq(self, record: Record, invalid: InvalidMessage) -> None:

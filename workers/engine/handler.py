@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from workers.runtime.onnx_model import OnnxModel
-from workers.transport.records import OutgoingRecord, Record
+from workers.transport.records import Headers, Record
 
 V = TypeVar("V")
 
@@ -44,8 +44,17 @@ class Pending(Generic[V]):
         return fields
 
 
-Outcome = list[OutgoingRecord] | InvalidMessage
-"""Per input: the records to produce (possibly none), or why it goes to the dead-letter topic."""
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One record for the worker's output topic; the engine picks the topic (settings may override it)."""
+
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = field(default_factory=list)
+
+
+Outcome = list[Result] | InvalidMessage
+"""Per input: the results to produce (possibly none), or why it goes to the dead-letter topic."""
 
 
 class Handler(abc.ABC, Generic[V]):

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending
+from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import OnnxSettings
-from workers.transport.records import OutgoingRecord, Record
+from workers.transport.records import Record
 
 MAX_MESSAGE_BYTES = 1 << 20
 DEFAULT_MODEL = "digits"
@@ -111,7 +111,7 @@ class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
                 "latency": item.latency_fields(inference_s),
             }
             value = json.dumps(result, allow_nan=False, default=_finite).encode()
-            outcomes.append([OutgoingRecord(self.output_topic, value, item.record.key)])
+            outcomes.append([Result(value, item.record.key)])
         return outcomes
 
 

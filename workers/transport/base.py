@@ -29,6 +29,10 @@ class RebalanceListener(Protocol):
 class Consumer(Protocol):
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
 
+    def assign_from_beginning(self, topics: list[str]) -> None:
+        """Read every partition of ``topics`` from offset 0, outside any group (readers, tests, tools)."""
+        ...
+
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         """Fetch up to ``max_records`` records, waiting at most ``timeout_s``; may run rebalance callbacks."""
         ...

@@ -74,6 +74,15 @@ class ConfluentConsumer:
 
         self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
 
+    def assign_from_beginning(self, topics: list[str]) -> None:
+        partitions = []
+        for topic in topics:
+            metadata = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise ValueError(f"topic {topic!r} does not exist")
+            partitions += [ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in sorted(metadata.partitions)]
+        self._consumer.assign(partitions)
+
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         # consume(n, timeout) waits until it has n messages or the timeout ends, which at low rates is
         # pure latency: block for the first message only, then take what is already buffered.

@@ -77,6 +77,18 @@ class KafkaPythonConsumer:
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         self._consumer.subscribe(topics, listener=_Listener(listener))
 
+    def assign_from_beginning(self, topics: list[str]) -> None:
+        partitions = []
+        for topic in topics:
+            deadline = time.monotonic() + 10
+            while not (found := self._consumer.partitions_for_topic(topic)) and time.monotonic() < deadline:
+                time.sleep(0.1)  # metadata for a just-created topic
+            if not found:
+                raise ValueError(f"topic {topic!r} does not exist")
+            partitions += [kafka.TopicPartition(topic, p) for p in sorted(found)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         out: list[Record] = []

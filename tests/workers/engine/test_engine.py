@@ -1,0 +1,142 @@
+"""The engine's promises, driven through the in-memory transport with the real digits model."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from models import ARTIFACTS
+from tests.fakes import FakeConsumer, FakeProducer
+from workers.engine.engine import FatalDeliveryError, StreamEngine
+from workers.engine.handler import Outcome, Pending
+from workers.settings import EngineSettings, OnnxSettings
+from workers.tensor.handler import TensorHandler
+from workers.transport.records import Record, TopicPartition
+
+TOPIC = "tensor.requests"
+SAMPLES = [json.loads(line) for line in (ARTIFACTS / "digits" / "samples.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def handler() -> TensorHandler:
+    return TensorHandler(ARTIFACTS / "digits", OnnxSettings(providers=["CPUExecutionProvider"]))
+
+
+def request(partition: int, offset: int, rid: str, body: bytes | None = None) -> Record:
+    value = body if body is not None else json.dumps({"id": rid, "inputs": SAMPLES[offset % 50]["inputs"]}).encode()
+    return Record(TOPIC, partition, offset, f"key-{partition}".encode(), value, [("trace", b"t1")], 1_000)
+
+
+def make(handler: TensorHandler, records: list[Record], producer: FakeProducer | None = None,
+         **settings: Any) -> tuple[StreamEngine, FakeConsumer, FakeProducer]:
+    partitions = {TopicPartition(TOPIC, p) for p in range(2)}
+    consumer = FakeConsumer(records, partitions)
+    producer = producer or FakeProducer()
+    engine = StreamEngine(handler, EngineSettings(commit_interval_s=0.001, **settings), consumer, producer)
+    return engine, consumer, producer
+
+
+def run_until_idle(engine: StreamEngine, consumer: FakeConsumer) -> None:
+    engine.run(until=lambda: not consumer.pending and engine.tracker.in_flight == 0)
+
+
+def test_every_valid_message_gets_a_result_and_bad_ones_go_to_the_dlq(handler: TensorHandler) -> None:
+    records = [request(p, o, f"p{p}-{o}") for p in range(2) for o in range(30)]
+    records.append(request(0, 30, "bad", b'{"id": "bad", "inputs": {"pixels": [1]}}'))
+    records.append(request(1, 30, "bad2", b"\xff\xfe"))
+    engine, consumer, producer = make(handler, records)
+    run_until_idle(engine, consumer)
+
+    results = [json.loads(r.value) for r in producer.topic("tensor.results")]
+    assert sorted(r["id"] for r in results) == sorted(f"p{p}-{o}" for p in range(2) for o in range(30))
+    for p in range(2):  # per-key (per-partition) order is the input order
+        ids = [r["id"] for r in results if r["id"].startswith(f"p{p}-")]
+        assert ids == [f"p{p}-{o}" for o in range(30)]
+    assert all(r["model"] == "digits" and "inference_ms" in r["latency"] for r in results)
+
+    dead = producer.topic("tensor.requests.dlq")
+    assert [r.value for r in dead] == [b'{"id": "bad", "inputs": {"pixels": [1]}}', b"\xff\xfe"]
+    headers = dict(dead[0].headers)
+    assert headers["dlq.reason"] == b"wrong_shape" and headers["trace"] == b"t1"
+    assert headers["dlq.source.offset"] == b"30" and headers["dlq.source.partition"] == b"0"
+    assert dict(dead[1].headers)["dlq.reason"] == b"invalid_utf8"
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 31, TopicPartition(TOPIC, 1): 31}
+    assert consumer.closed and producer.closed
+
+
+def test_results_name_their_input_so_consumers_can_deduplicate(handler: TensorHandler) -> None:
+    engine, consumer, producer = make(handler, [request(1, 7, "x")])
+    run_until_idle(engine, consumer)
+    headers = dict(producer.topic("tensor.results")[0].headers)
+    assert headers["source.topic"] == TOPIC.encode()
+    assert (headers["source.partition"], headers["source.offset"]) == (b"1", b"7")
+
+
+def test_nothing_is_committed_before_the_broker_acknowledges_the_results(handler: TensorHandler) -> None:
+    engine, consumer, producer = make(handler, [request(0, o, f"r{o}") for o in range(10)], FakeProducer(hold=True),
+                                      max_batch_wait_ms=0)
+    consumer.subscribe([TOPIC], engine)
+    for _ in range(5):
+        engine.step()
+    assert len(producer.unacked) == 10
+    assert consumer.committed() == {}
+    producer.release()
+    time.sleep(0.01)  # past the commit interval
+    engine.step()
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 10}
+
+
+def test_a_refused_result_stops_the_worker_without_committing_it(handler: TensorHandler) -> None:
+    engine, consumer, producer = make(handler, [request(0, 0, "r0")], FakeProducer(fail_topic="tensor.results"))
+    with pytest.raises(FatalDeliveryError):
+        engine.run()
+    assert consumer.committed() == {}
+
+
+def test_backpressure_pauses_at_max_in_flight_and_resumes_at_half(handler: TensorHandler) -> None:
+    records = [request(p, o, f"p{p}-{o}") for p in range(2) for o in range(20)]
+    engine, consumer, producer = make(handler, records, FakeProducer(hold=True), max_in_flight=8,
+                                      poll_max_records=4, max_batch_wait_ms=0)
+    consumer.subscribe([TOPIC], engine)
+    for _ in range(5):
+        engine.step()
+    assert consumer.paused == consumer.partitions
+    assert engine.tracker.in_flight == 8  # memory stays bounded while results are not acknowledged
+    producer.release()
+    engine.step()
+    assert not consumer.paused
+
+
+class PoisonedHandler(TensorHandler):
+    """Fails any batch that contains the id 'poison', the way a model rejects one bad input."""
+
+    def process(self, batch: list[Pending[Any]]) -> list[Outcome]:
+        if any(item.value[0] == "poison" for item in batch):
+            raise RuntimeError("model refused this input")
+        return super().process(batch)
+
+
+def test_a_failing_batch_is_retried_item_by_item_and_only_the_culprit_is_dead_lettered() -> None:
+    handler = PoisonedHandler(ARTIFACTS / "digits", OnnxSettings(providers=["CPUExecutionProvider"]))
+    records = [request(0, o, "poison" if o == 3 else f"r{o}") for o in range(8)]
+    engine, consumer, producer = make(handler, records, max_batch_wait_ms=1000)
+    run_until_idle(engine, consumer)
+    assert [json.loads(r.value)["id"] for r in producer.topic("tensor.results")] == [f"r{o}" for o in range(8) if o != 3]
+    (dead,) = producer.topic("tensor.requests.dlq")
+    assert dict(dead.headers)["dlq.reason"] == b"inference_error"
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 8}
+
+
+def test_revoked_partitions_are_drained_and_committed_before_hand_over(handler: TensorHandler) -> None:
+    records = [request(0, o, f"r{o}") for o in range(6)]
+    engine, consumer, producer = make(handler, records, max_batch_wait_ms=10_000, max_batch_size=64)
+    consumer.subscribe([TOPIC], engine)
+    engine.step()  # consumed and queued, waiting for a fuller batch
+    assert len(engine.batcher) == 6 and not producer.acked
+    consumer.revoke({TopicPartition(TOPIC, 0)})
+    assert len(producer.topic("tensor.results")) == 6
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 6}
+    assert engine.tracker.in_flight == 0

@@ -1,0 +1,42 @@
+from workers.engine.state import KeyedState
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_keys_expire_and_are_reported() -> None:
+    clock, evicted = Clock(), []
+    state: KeyedState[list[int]] = KeyedState(list, ttl_s=10, max_keys=100, clock=clock,
+                                              on_evict=lambda reason, n: evicted.append((reason, n)))
+    state.get("a", 0).append(1)
+    clock.now = 5
+    state.get("b", 0)
+    clock.now = 12
+    assert state.expire() == 1
+    assert "a" not in state and "b" in state
+    assert evicted == [("ttl", 1)]
+
+
+def test_cap_evicts_least_recently_used() -> None:
+    evicted = []
+    state: KeyedState[dict[str, int]] = KeyedState(dict, ttl_s=60, max_keys=2,
+                                                   on_evict=lambda reason, n: evicted.append(reason))
+    state.get("a", 0)
+    state.get("b", 0)
+    state.get("a", 0)  # a is now the most recent
+    state.get("c", 0)
+    assert "b" not in state and "a" in state and "c" in state
+    assert evicted == ["capacity"]
+
+
+def test_drop_partitions_forgets_only_their_keys() -> None:
+    state: KeyedState[int] = KeyedState(int, ttl_s=60, max_keys=10)
+    state.get("x", 0)
+    state.get("y", 1)
+    assert state.drop_partitions({1}) == 1
+    assert "x" in state and "y" not in state
