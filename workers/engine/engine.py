@@ -128,8 +128,13 @@ class StreamEngine:
         due_in = self.batcher.seconds_until_due()
         timeout = 0.1 if due_in is None else min(due_in, 0.1)
         room = max(1, self.settings.max_in_flight - self.tracker.in_flight)
-        for record in self.consumer.poll(timeout, min(self.settings.poll_max_records, room)):
+        polled_at = time.monotonic()
+        records = self.consumer.poll(timeout, min(self.settings.poll_max_records, room))
+        for record in records:
             self._accept(record)
+        if not records and not len(self.batcher):
+            # With the broker unreachable, clients return from poll at once: do not spin a core.
+            time.sleep(max(0.0, timeout - (time.monotonic() - polled_at)))
         while self.batcher.due():
             self._run_batch(self.batcher.take())
         self.producer.poll()

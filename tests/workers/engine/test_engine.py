@@ -140,3 +140,13 @@ def test_revoked_partitions_are_drained_and_committed_before_hand_over(handler: 
     assert len(producer.topic("tensor.results")) == 6
     assert consumer.committed() == {TopicPartition(TOPIC, 0): 6}
     assert engine.tracker.in_flight == 0
+
+
+def test_an_empty_source_does_not_spin_the_loop(handler: TensorHandler) -> None:
+    engine, consumer, _ = make(handler, [])  # returns at once, like a client whose broker is unreachable
+    consumer.subscribe([TOPIC], engine)
+    started, turns = time.monotonic(), 0
+    while time.monotonic() - started < 0.5:
+        engine.step()
+        turns += 1
+    assert turns <= 8, f"{turns} loop turns in 0.5 s: the loop is busy-waiting"
