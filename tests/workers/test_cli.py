@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -37,3 +38,37 @@ def test_demo_shows_results_dlq_and_metrics_then_exits_cleanly() -> None:
     assert "DLQ  invalid_json" in out
     assert "workers_messages_out_total" in out and "workers_model_info" in out
     assert "worker drained and exited with code 0" in out
+
+
+@pytest.mark.integration
+def test_broker_creates_topics_send_and_tail_round_trip_and_ctrl_c_stops_it(tmp_path) -> None:
+    import json
+    import signal
+
+    from workers.broker import free_port
+
+    port = free_port()
+    broker = subprocess.Popen([sys.executable, "-m", "workers", "broker", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in broker.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "broker ready" in line:
+                break
+        assert any("tensor.requests.dlq" in line for line in lines), lines
+        env = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}
+        source = tmp_path / "in.jsonl"
+        source.write_text("".join(json.dumps({"id": f"m{i}", "n": i}) + "\n" for i in range(5)))
+        sent = subprocess.run([sys.executable, "-m", "workers", "send", "tensor.requests", str(source), "--key-field", "id"],
+                              capture_output=True, text=True, timeout=60, env=os.environ | env)
+        assert sent.returncode == 0 and "5 records acknowledged" in sent.stderr, sent.stderr
+        tailed = subprocess.run([sys.executable, "-m", "workers", "tail", "tensor.requests", "--from-beginning",
+                                 "--max", "5", "--idle-timeout", "20"],
+                                capture_output=True, text=True, timeout=60, env=os.environ | env)
+        rows = [json.loads(line) for line in tailed.stdout.splitlines()]
+        assert sorted(json.loads(r["value"])["id"] for r in rows) == [f"m{i}" for i in range(5)]
+        assert all(r["key"] == json.loads(r["value"])["id"] for r in rows)
+    finally:
+        broker.send_signal(signal.SIGINT)
+        assert broker.wait(20) == 0
