@@ -27,11 +27,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
     broker = EmbeddedBroker(args.host, args.port, args.cert, args.key).start()
     if not args.cert:  # topic creation over TLS needs client TLS settings; with --cert create them yourself
-        from workers.registry import build_handler  # noqa: F401  (keeps the topic list next to the workers)
+        from workers.registry import handler_class
 
         topics: dict[str, int] = {}
         for name in WORKERS:
-            spec = _handler_class(name)
+            spec = handler_class(name)
             topics |= {spec.input_topic: spec.partitions, spec.output_topic: spec.partitions, f"{spec.input_topic}.dlq": 1}
         ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), topics)
         print(f"topics: {', '.join(sorted(topics))}")
@@ -43,12 +43,6 @@ def cmd_broker(args: argparse.Namespace) -> int:
     finally:
         broker.stop()
     return 0
-
-
-def _handler_class(name: str) -> Any:
-    from workers.tensor.handler import TensorHandler
-
-    return {"tensor": TensorHandler}[name]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -121,11 +115,39 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
-    if args.model == "digits":
-        from models import ARTIFACTS, digits
+    from models import ARTIFACTS
 
-        manifest = digits.train(Path(args.out) if args.out else ARTIFACTS / "digits")
-        print(json.dumps(manifest["metrics"]))
+    out = Path(args.out) if args.out else ARTIFACTS / args.model
+    if args.model == "digits":
+        from models import digits
+
+        manifest = digits.train(out)
+    else:
+        from models import bot
+
+        manifest = bot.train(Path(args.data) if args.data else bot.DEFAULT_DATA, out, epochs=args.epochs)
+    print(json.dumps(manifest["metrics"]))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """The worker's model and policy on a file, without Kafka: one JSON line per input line."""
+    from models import ARTIFACTS
+    from workers.bot.model import IntentModel
+    from workers.bot.policy import Conversation
+
+    logging.basicConfig(level="WARNING")
+    intents = IntentModel(args.model or ARTIFACTS / "bot", _settings(args).onnx)
+    lines = [line.strip() for line in (sys.stdin if args.input == "-" else open(args.input, encoding="utf-8"))]
+    texts = [line for line in lines if line]
+    shared = Conversation()
+    for start in range(0, len(texts), 64):
+        chunk = texts[start : start + 64]
+        for text, probs in zip(chunk, intents.probabilities(chunk), strict=True):
+            decision = intents.policy.decide(probs, text, shared if args.conversation else Conversation())
+            print(json.dumps({"text": text, "intent": decision.intent, "confidence": round(decision.confidence, 4),
+                              "handoff": decision.handoff, "reply": decision.reply, "fallback": decision.fallback,
+                              "reason": decision.reason}), flush=True)
     return 0
 
 
@@ -159,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=15.0, help="seconds of traffic; 0 runs until Ctrl-C")
     p.add_argument("--rate", type=float, default=20.0, help="requests per second")
     p.add_argument("--client", choices=["kafka-python", "confluent"], default="kafka-python")
-    p.add_argument("--metrics-port", type=int, default=9400)
+    p.add_argument("--metrics-port", type=int, default=9400, help="first worker's metrics port; the next gets +1 (0 = any)")
     p.set_defaults(func=cmd_demo)
 
     p = with_config(sub.add_parser("send", help="produce JSON lines from a file (or -) to a topic"))
@@ -179,9 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--current", action="store_true", help="print the values in force instead (secrets masked)")
     p.set_defaults(func=cmd_settings)
 
+    p = with_config(sub.add_parser("predict", help="run a worker's model and policy on a file, without Kafka"))
+    p.add_argument("worker", choices=["bot"])
+    p.add_argument("--input", required=True, metavar="FILE", help="one message per line (- for stdin)")
+    p.add_argument("--model", metavar="DIR", help="model directory (default: the committed one)")
+    p.add_argument("--conversation", action="store_true",
+                   help="treat the lines as one conversation (fallbacks accumulate into a handoff)")
+    p.set_defaults(func=cmd_predict)
+
     p = sub.add_parser("train", help="train a model and export it to ONNX with a parity check")
-    p.add_argument("model", choices=["digits"])
+    p.add_argument("model", choices=["digits", "bot"])
     p.add_argument("--out", metavar="DIR", help="artifact directory (default: the committed one)")
+    p.add_argument("--data", metavar="DIR", help="bot: folder with banking77/ and clinc150/ (default ../shared/data/bot)")
+    p.add_argument("--epochs", type=int, default=6, help="bot: fine-tuning epochs")
     p.set_defaults(func=cmd_train)
     return parser
 

@@ -11,6 +11,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +23,109 @@ from workers.settings import KafkaSettings
 from workers.transport.factory import ensure_topics
 from workers.transport.records import OutgoingRecord
 
-# Malformed requests mixed into the traffic, to show the dead-letter topic at work.
-BAD_REQUESTS: list[tuple[str, bytes]] = [
-    ("invalid_json", b'{"id": "broken", "inputs": '),
-    ("missing_field", b'{"id": "no-inputs"}'),
-    ("wrong_shape", b'{"id": "short", "inputs": {"pixels": [1, 2, 3]}}'),
-    ("invalid_utf8", b"\xff\xfe\x00garbage"),
-    ("not_finite", json.dumps({"id": "overflow", "inputs": {"pixels": [1e39] * 64}}).encode()),  # inf in float32
+MALFORMED_EVERY = 25
+
+# Scripted chats: banking questions, small talk the bot should not answer, a customer asking for a person.
+CHATS = [
+    ["Hi, my new card still hasn't arrived", "how do I activate it when it comes?"],
+    ["I was charged twice for the same coffee", "ok thanks, and how long does a refund take?"],
+    ["what's the weather like in Lisbon tomorrow?", "recommend a good pasta recipe"],
+    ["my card got swallowed by an ATM", "please let me talk to a human"],
+    ["which currencies can I hold?", "what is the exchange rate for euros today?"],
+    ["I think someone stole my card details", "how do I freeze my card?"],
+    ["why do you need to verify my identity?", "the verification keeps failing"],
+    ["can I top up by bank transfer?", "is there a fee for that?"],
 ]
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+@dataclass
+class Workload:
+    """One worker in the demo: its traffic and how its results are shown."""
+
+    worker: str
+    title: str
+    input_topic: str
+    output_topic: str
+    make: Callable[[int], tuple[OutgoingRecord, str | None]]  # i -> (record, expected id or None if malformed)
+    show: Callable[[dict[str, Any], dict[str, str]], tuple[str, bool]]  # result, expectations -> (line, correct)
+    expected: dict[str, str] = field(default_factory=dict)
+    results: int = 0
+    correct: int = 0
+    dead: int = 0
+    latencies: list[float] = field(default_factory=list)
+    metrics_port: int = 0
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.input_topic}.dlq"
+
+
+def digits_workload() -> Workload:
+    samples = [json.loads(line) for line in (ARTIFACTS / "digits" / "samples.jsonl").read_text().splitlines()]
+    bad = [b'{"id": "broken", "inputs": ', b'{"id": "no-inputs"}', b'{"id": "short", "inputs": {"pixels": [1, 2, 3]}}',
+           b"\xff\xfe\x00garbage", json.dumps({"id": "overflow", "inputs": {"pixels": [1e39] * 64}}).encode()]
+    workload: Workload
+
+    def make(i: int) -> tuple[OutgoingRecord, str | None]:
+        if i % MALFORMED_EVERY == MALFORMED_EVERY - 1:
+            return OutgoingRecord("tensor.requests", bad[(i // MALFORMED_EVERY) % len(bad)], b"bad"), None
+        sample = samples[i % len(samples)]
+        request_id = f"{sample['id']}#{i}"
+        workload.expected[request_id] = sample["label"]
+        return OutgoingRecord("tensor.requests", json.dumps({"id": request_id, "inputs": sample["inputs"]}).encode(),
+                              request_id.encode()), request_id
+
+    def show(result: dict[str, Any], expected: dict[str, str]) -> tuple[str, bool]:
+        want = expected.get(result["id"], "?")
+        ok = result["label"] == want
+        return f"{result['id']:<14} -> {result['label']} (p={result['score']:.3f}) truth {want} {'ok' if ok else 'MISS'}", ok
+
+    workload = Workload("tensor", "digits classifier", "tensor.requests", "tensor.results", make, show)
+    return workload
+
+
+def chat_workload() -> Workload:
+    turns = [(c, t) for c in range(len(CHATS)) for t in range(len(CHATS[c]))]
+    workload: Workload
+
+    def make(i: int) -> tuple[OutgoingRecord, str | None]:
+        if i % MALFORMED_EVERY == MALFORMED_EVERY - 1:
+            body = {"conversation_id": "broken", "message_id": i, "ts": time.time()}  # no text
+            return OutgoingRecord("chat.messages", json.dumps(body).encode(), b"broken"), None
+        cycle, (chat, turn) = divmod(i, len(turns))[0], turns[i % len(turns)]
+        conversation = f"chat-{chat}-{cycle}"
+        message_id = f"{conversation}/{turn}"
+        workload.expected[message_id] = CHATS[chat][turn]
+        body = {"conversation_id": conversation, "message_id": message_id, "text": CHATS[chat][turn], "ts": time.time()}
+        return OutgoingRecord("chat.messages", json.dumps(body).encode(), conversation.encode()), message_id
+
+    def show(result: dict[str, Any], expected: dict[str, str]) -> tuple[str, bool]:
+        said = expected.get(str(result["message_id"]), "?")
+        action = "HANDOFF" if result["handoff"] else ("fallback" if result["fallback"] else result["intent"])
+        return (f"{result['conversation_id']:<11} \"{said[:38]}\" -> {action} ({result['confidence']:.2f}): "
+                f"{result['reply'][:60]}..."), True
+
+    workload = Workload("bot", "customer-service chat bot", "chat.messages", "chat.replies", make, show)
+    return workload
+
+
+def wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], what: str, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"worker exited with code {process.returncode} before it was ready")
+            raise RuntimeError(f"worker exited with code {process.returncode} before {what}")
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
+            if check():
+                return
         except OSError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"worker not ready at {url} after {timeout_s}s")
+    raise TimeoutError(f"worker not {what} after {timeout_s}s")
 
 
-def wait_assigned(metrics_url: str, timeout_s: float = 60.0) -> None:
-    """The group join takes a few seconds; traffic sent before it would only measure that wait."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        lines = metric_lines(metrics_url, ("workers_assigned_partitions",))
-        if any(float(line.rsplit(" ", 1)[1]) > 0 for line in lines):
-            return
-        time.sleep(0.2)
-    raise TimeoutError("the worker was assigned no partitions")
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return response.status == 200
 
 
 def metric_lines(metrics_url: str, prefixes: tuple[str, ...]) -> list[str]:
@@ -63,110 +134,100 @@ def metric_lines(metrics_url: str, prefixes: tuple[str, ...]) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefixes)]
 
 
+def assigned(metrics_url: str) -> bool:
+    """The group join takes a few seconds; traffic sent before it would only measure that wait."""
+    return any(float(line.rsplit(" ", 1)[1]) > 0 for line in metric_lines(metrics_url, ("workers_assigned_partitions",)))
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def run_demo(duration_s: float, rate: float, client: str, metrics_port: int) -> int:
-    samples = [json.loads(line) for line in (ARTIFACTS / "digits" / "samples.jsonl").read_text().splitlines()]
+    workloads = [digits_workload(), chat_workload()]
     workdir = Path(tempfile.mkdtemp(prefix="workers-demo-"))
     broker = EmbeddedBroker(port=free_port()).start()
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, client=client)
     print(f"== embedded broker (Tansu) on {broker.bootstrap_servers}")
-    ensure_topics(kafka, {"tensor.requests": 4, "tensor.results": 4, "tensor.requests.dlq": 1})
-    env = os.environ | {
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "KAFKA_CLIENT": client,
-        "WORKERS_METRICS_PORT": str(metrics_port),
-        "WORKERS_COMMIT_INTERVAL_S": "0.5",
-    }
-    log_path = workdir / "tensor-worker.log"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "workers", "serve", "tensor"],
-        env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    print(f"== tensor worker (digits classifier, ONNX Runtime) pid {worker.pid}, log {log_path}")
+    topics = {}
+    for w in workloads:
+        topics |= {w.input_topic: 4, w.output_topic: 4, w.dlq_topic: 1}
+    ensure_topics(kafka, topics)
+    processes: list[subprocess.Popen[bytes]] = []
+    codes: list[int | None] = []
     try:
-        wait_ready(f"http://127.0.0.1:{metrics_port}/v2/health/ready", worker)
-        wait_assigned(metrics_url)
-        print(f"== worker ready; metrics at {metrics_url}, health at /v2/health/ready")
-        print(f"== sending {rate:g} requests/s for {duration_s:g}s (0 = until Ctrl-C), a malformed one every 25th\n")
-        stop = threading.Event()
-        truth: dict[str, str] = {}
-        bad_sent = [0]
-        sent = threading.Thread(
-            target=_traffic, args=(kafka, samples, rate, duration_s, stop, truth, bad_sent), daemon=True
-        )
-        sent.start()
-        latencies, correct, dead = _show_results(kafka, truth, bad_sent, sent, stop)
+        for n, w in enumerate(workloads):
+            w.metrics_port = metrics_port + n if metrics_port else free_port()
+            env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "KAFKA_CLIENT": client,
+                                "WORKERS_METRICS_PORT": str(w.metrics_port), "WORKERS_COMMIT_INTERVAL_S": "0.5"}
+            log_path = workdir / f"{w.worker}-worker.log"
+            processes.append(subprocess.Popen([sys.executable, "-m", "workers", "serve", w.worker], env=env,
+                                              stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL))
+            print(f"== {w.worker} worker ({w.title}): pid {processes[-1].pid}, log {log_path}")
+        for w, process in zip(workloads, processes, strict=True):
+            base = f"http://127.0.0.1:{w.metrics_port}"
+            wait_until(lambda b=base: http_ok(f"{b}/v2/health/ready"), process, "ready")
+            wait_until(lambda b=base: assigned(f"{b}/metrics"), process, "assigned partitions", 60)
+            print(f"== {w.worker} ready: metrics at {base}/metrics, health at {base}/v2/health/ready")
+        print(f"== sending {rate:g} messages/s to each worker for {duration_s:g}s (0 = until Ctrl-C), "
+              f"a malformed one every {MALFORMED_EVERY}th\n")
+        _run_traffic_and_show(kafka, workloads, rate, duration_s)
         print()
-        print(f"== {len(latencies)} results, accuracy {correct / max(1, len(latencies)):.3f} against the true digits")
-        print(
-            f"== event->result latency from the results: p50 {_percentile(latencies, 0.5):.1f} ms, "
-            f"p95 {_percentile(latencies, 0.95):.1f} ms; {dead} malformed requests in the dead-letter topic"
-        )
-        print(f"== from {metrics_url}:")
-        for line in metric_lines(metrics_url, ("workers_messages", "workers_model_info", "workers_batch_size_count",
-                                               "workers_end_to_end_latency_seconds_count", "workers_in_flight")):
-            print("   " + line)
+        for w in workloads:
+            summary = f"{w.results} results, {w.dead} malformed in {w.dlq_topic}"
+            if w.worker == "tensor":
+                summary += f", accuracy {w.correct / max(1, w.results):.3f} against the true digits"
+            print(f"== {w.worker}: {summary}; event->result p50 {_percentile(w.latencies, 0.5):.1f} ms, "
+                  f"p95 {_percentile(w.latencies, 0.95):.1f} ms")
+            url = f"http://127.0.0.1:{w.metrics_port}/metrics"
+            print(f"   from {url}:")
+            for line in metric_lines(url, ("workers_messages", "workers_model_info", "workers_state_keys",
+                                           "workers_end_to_end_latency_seconds_count", "workers_batch_size_count")):
+                print("     " + line)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        code = worker.wait(60)
-        print(f"== worker drained and exited with code {code}")
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(60) for process in processes]
+        print(f"== workers drained and exited with codes {codes}")
         broker.stop()
-    return 0 if code == 0 else 1
+    return 0 if codes and all(code == 0 for code in codes) else 1
 
 
-def _traffic(
-    kafka: KafkaSettings, samples: list[dict[str, Any]], rate: float, duration_s: float,
-    stop: threading.Event, truth: dict[str, str], bad_sent: list[int],
-) -> None:
-    def records() -> Any:
-        start = time.monotonic()
-        i = 0
+def _run_traffic_and_show(kafka: KafkaSettings, workloads: list[Workload], rate: float, duration_s: float) -> None:
+    stop = threading.Event()
+    sent = {w.worker: 0 for w in workloads}
+
+    def records() -> Iterator[OutgoingRecord]:
+        start, i = time.monotonic(), 0
         while not stop.is_set() and (duration_s <= 0 or time.monotonic() - start < duration_s):
-            if i % 25 == 24:
-                _, value = BAD_REQUESTS[(i // 25) % len(BAD_REQUESTS)]
-                bad_sent[0] += 1
-                yield OutgoingRecord("tensor.requests", value, key=b"bad")
-            else:
-                sample = samples[i % len(samples)]
-                request_id = f"{sample['id']}#{i}"
-                truth[request_id] = sample["label"]
-                body = json.dumps({"id": request_id, "inputs": sample["inputs"]}).encode()
-                yield OutgoingRecord("tensor.requests", body, key=request_id.encode())
+            for w in workloads:
+                record, _ = w.make(i)
+                sent[w.worker] += 1
+                yield record
             i += 1
             time.sleep(max(0.0, start + i / rate - time.monotonic()))
 
-    send(kafka, records())
-
-
-def _show_results(
-    kafka: KafkaSettings, truth: dict[str, str], bad_sent: list[int], sender: threading.Thread,
-    stop: threading.Event,
-) -> tuple[list[float], int, int]:
-    latencies: list[float] = []
-    correct = dead = 0
+    sender = threading.Thread(target=lambda: send(kafka, records()), daemon=True)
+    sender.start()
+    by_topic = {w.output_topic: w for w in workloads} | {w.dlq_topic: w for w in workloads}
     try:
-        for record in read(kafka, ["tensor.results", "tensor.requests.dlq"], idle_timeout_s=30):
-            if record.topic.endswith(".dlq"):
-                dead += 1
+        for record in read(kafka, list(by_topic), idle_timeout_s=30):
+            w = by_topic[record.topic]
+            if record.topic == w.dlq_topic:
+                w.dead += 1
                 reason = (record.header("dlq.reason") or b"?").decode()
-                print(f"  DLQ  {reason:<14} {(record.header('dlq.detail') or b'').decode()[:70]}")
+                print(f"  [{w.worker:<6}] DLQ {reason:<14} {(record.header('dlq.detail') or b'').decode()[:70]}")
             else:
                 result = json.loads(record.value or b"{}")
-                want = truth.get(result["id"], "?")
-                correct += result["label"] == want
+                line, ok = w.show(result, w.expected)
+                w.results += 1
+                w.correct += ok
                 latency = result["latency"].get("event_to_result_ms", float("nan"))
-                latencies.append(latency)
-                mark = "ok" if result["label"] == want else "MISS"
-                print(f"  {result['id']:<16} -> {result['label']} (p={result['score']:.3f}) truth {want} {mark:<4}"
-                      f" event->result {latency:6.1f} ms")
-            if not sender.is_alive() and len(latencies) + dead >= len(truth) + bad_sent[0]:
+                w.latencies.append(latency)
+                print(f"  [{w.worker:<6}] {line}  {latency:5.1f} ms")
+            if not sender.is_alive() and all(w.results + w.dead >= sent[w.worker] for w in workloads):
                 break
     except KeyboardInterrupt:
         stop.set()
-    return latencies, correct, dead
-

@@ -7,22 +7,42 @@ from pathlib import Path
 
 from models import ARTIFACTS
 from workers.engine.handler import Handler
-from workers.settings import OnnxSettings
+from workers.settings import Settings
 
 
-def _tensor(model_dir: Path | None, onnx: OnnxSettings) -> Handler:
+def _tensor(model_dir: Path | None, settings: Settings) -> Handler:
     from workers.tensor.handler import DEFAULT_MODEL, TensorHandler
 
-    return TensorHandler(model_dir or ARTIFACTS / DEFAULT_MODEL, onnx)
+    return TensorHandler(model_dir or ARTIFACTS / DEFAULT_MODEL, settings.onnx)
 
 
-WORKERS: dict[str, Callable[[Path | None, OnnxSettings], Handler]] = {"tensor": _tensor}
-"""Name -> factory(model_dir or None for the committed default, onnx settings)."""
+def _bot(model_dir: Path | None, settings: Settings) -> Handler:
+    from workers.bot.handler import BotHandler
 
-DESCRIPTIONS = {"tensor": "any ONNX model, JSON tensors in and out (default: the digits classifier)"}
+    return BotHandler(model_dir or ARTIFACTS / "bot", settings)
 
 
-def build_handler(name: str, model_dir: str | Path | None, onnx: OnnxSettings) -> Handler:
+WORKERS: dict[str, Callable[[Path | None, Settings], Handler]] = {"tensor": _tensor, "bot": _bot}
+"""Name -> factory(model_dir or None for the committed default, settings)."""
+
+DESCRIPTIONS = {
+    "tensor": "any ONNX model, JSON tensors in and out (default: the digits classifier)",
+    "bot": "customer-service chat: chat.messages -> chat.replies (intent, confidence, reply, handoff)",
+}
+
+
+def handler_class(name: str) -> type[Handler]:
+    """The handler class (topics, partitions) without loading its model."""
+    if name == "bot":
+        from workers.bot.handler import BotHandler
+
+        return BotHandler
+    from workers.tensor.handler import TensorHandler
+
+    return TensorHandler
+
+
+def build_handler(name: str, model_dir: str | Path | None, settings: Settings) -> Handler:
     if name not in WORKERS:
         raise SystemExit(f"unknown worker {name!r}; known: {', '.join(sorted(WORKERS))}")
-    return WORKERS[name](Path(model_dir) if model_dir else None, onnx)
+    return WORKERS[name](Path(model_dir) if model_dir else None, settings)

@@ -28,7 +28,7 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
     """Serve ``worker`` until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(settings.engine.log_level)
     log.info("kafka settings: %s", settings.kafka.redacted())
-    handler = build_handler(worker, model_dir, settings.onnx)
+    handler = build_handler(worker, model_dir, settings)
     handler.warmup(settings.onnx.warmup_runs)
     input_topic = settings.engine.input_topic or handler.input_topic
     output_topic = settings.engine.output_topic or handler.output_topic

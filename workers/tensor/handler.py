@@ -21,35 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from workers.engine.codec import decode_json_object
 from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import OnnxSettings
 from workers.transport.records import Record
 
-MAX_MESSAGE_BYTES = 1 << 20
 DEFAULT_MODEL = "digits"
-
-
-def decode_json_object(record: Record, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
-    """Bytes -> JSON object, with the DLQ reason codes every JSON worker shares."""
-    raw = record.value or b""
-    if len(raw) > max_bytes:
-        raise InvalidMessage("too_large", f"{len(raw)} bytes > limit {max_bytes}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidMessage("invalid_utf8", str(exc)) from None
-    try:
-        payload = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise InvalidMessage("invalid_json", str(exc)) from None
-    if not isinstance(payload, dict):
-        raise InvalidMessage("wrong_type", f"expected a JSON object, got {type(payload).__name__}")
-    return payload
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):

@@ -6,7 +6,8 @@ import pytest
 from models import ARTIFACTS
 from workers.engine.handler import InvalidMessage, Pending
 from workers.settings import OnnxSettings
-from workers.tensor.handler import MAX_MESSAGE_BYTES, TensorHandler
+from workers.engine.codec import MAX_MESSAGE_BYTES
+from workers.tensor.handler import TensorHandler
 from workers.transport.records import Record
 
 SAMPLES = [json.loads(line) for line in (ARTIFACTS / "digits" / "samples.jsonl").read_text().splitlines()]
