@@ -143,12 +143,17 @@ def predict(run: Any, texts: list[str], tokenizer: Any, batch: int = 128) -> np.
     return result
 
 
+def answered_mask(p: np.ndarray, threshold: float, margin: float, oos_label: int) -> np.ndarray:
+    """Rows the policy answers (not out_of_scope, confident enough, top two far enough apart)."""
+    top2 = np.sort(p, axis=1)[:, -2:]
+    return (p.argmax(1) != oos_label) & (top2[:, 1] >= threshold) & (top2[:, 1] - top2[:, 0] >= margin)
+
+
 def calibrate(in_scope: np.ndarray, in_labels: np.ndarray, negatives: np.ndarray, oos_label: int,
               max_accuracy_loss: float = 0.01) -> dict[str, float]:
     """The strictest confidence/margin rule that costs in-scope accuracy at most ``max_accuracy_loss``."""
     def answered(p: np.ndarray, threshold: float, margin: float) -> np.ndarray:
-        top2 = np.sort(p, axis=1)[:, -2:]
-        return (p.argmax(1) != oos_label) & (top2[:, 1] >= threshold) & (top2[:, 1] - top2[:, 0] >= margin)
+        return answered_mask(p, threshold, margin, oos_label)
 
     base = float(np.mean(in_scope.argmax(1) == in_labels))
     best = {"threshold": 0.0, "margin": 0.0, "negatives_caught": float(np.mean(~answered(negatives, 0, 0)))}
@@ -164,12 +169,8 @@ def calibrate(in_scope: np.ndarray, in_labels: np.ndarray, negatives: np.ndarray
 
 def evaluate(probs_test: np.ndarray, test_y: np.ndarray, probs_oos: np.ndarray, policy: dict[str, float],
              oos_label: int) -> dict[str, float]:
-    top2 = np.sort(probs_test, axis=1)[:, -2:]
-    answered = (probs_test.argmax(1) != oos_label) & (top2[:, 1] >= policy["threshold"]) & (
-        top2[:, 1] - top2[:, 0] >= policy["margin"])
-    o2 = np.sort(probs_oos, axis=1)[:, -2:]
-    oos_answered = (probs_oos.argmax(1) != oos_label) & (o2[:, 1] >= policy["threshold"]) & (
-        o2[:, 1] - o2[:, 0] >= policy["margin"])
+    answered = answered_mask(probs_test, policy["threshold"], policy["margin"], oos_label)
+    oos_answered = answered_mask(probs_oos, policy["threshold"], policy["margin"], oos_label)
     return {
         "banking77_test_accuracy": round(float(np.mean(probs_test.argmax(1) == test_y)), 4),
         "banking77_test_answered_correctly": round(float(np.mean(answered & (probs_test.argmax(1) == test_y))), 4),

@@ -106,8 +106,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
     from workers.settings import describe_settings
 
     if args.current:
-        print(json.dumps({"kafka": _settings(args).kafka.redacted(), "engine": _settings(args).engine.model_dump(),
-                          "onnx": _settings(args).onnx.model_dump()}, indent=2))
+        current = _settings(args)
+        print(json.dumps({"kafka": current.kafka.redacted(), "engine": current.engine.model_dump(),
+                          "onnx": current.onnx.model_dump()}, indent=2))
     else:
         print(describe_settings())
     return 0
