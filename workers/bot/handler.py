@@ -20,12 +20,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers import metrics
 from workers.bot.model import IntentModel
 from workers.bot.policy import Conversation
 from workers.engine.codec import check_schema_version, decode_json_object, require_id, require_string, require_timestamp
-from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
-from workers.engine.state import KeyedState
+from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
 
@@ -52,7 +50,7 @@ def parse_chat_message(record: Record) -> ChatMessage:
     return ChatMessage(conversation_id, message_id, text.strip(), ts)
 
 
-class BotHandler(Handler[ChatMessage]):
+class BotHandler(StatefulHandler[ChatMessage]):
     name = "bot"
     input_topic = "chat.messages"
     output_topic = "chat.replies"
@@ -60,11 +58,7 @@ class BotHandler(Handler[ChatMessage]):
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
         self.intents = IntentModel(model_dir, settings.onnx)
         self.model = self.intents.onnx
-        self.conversations: KeyedState[Conversation] = KeyedState(
-            Conversation, settings.engine.state_ttl_s, settings.engine.max_keys,
-            on_evict=lambda reason, n: metrics.STATE_EVICTIONS.labels(worker=self.name, reason=reason).inc(n),
-        )
-        self._keys_gauge = metrics.STATE_KEYS.labels(worker=self.name)
+        self.conversations = self.init_state(Conversation, settings.engine.state_ttl_s, settings.engine.max_keys)
 
     def warmup(self, runs: int) -> None:
         self.intents.warmup(runs)
@@ -95,12 +89,5 @@ class BotHandler(Handler[ChatMessage]):
                 "latency": item.latency_fields(inference_s),
             }
             outcomes.append([Result(json.dumps(reply).encode(), message.conversation_id.encode())])
-        self._keys_gauge.set(len(self.conversations))
+        self.report_state()
         return outcomes
-
-    def on_partitions_revoked(self, partitions: set[int]) -> None:
-        self.conversations.drop_partitions(partitions)
-
-    def housekeeping(self) -> None:
-        self.conversations.expire()
-        self._keys_gauge.set(len(self.conversations))

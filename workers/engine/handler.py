@@ -5,8 +5,11 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
+from workers import metrics
+from workers.engine.state import KeyedState
 from workers.runtime.onnx_model import OnnxModel
 from workers.transport.records import Headers, Record
 
@@ -88,3 +91,28 @@ class Handler(abc.ABC, Generic[V]):
 
     def describe(self) -> dict[str, Any]:
         return {"worker": self.name, "model": self.model.name, "version": self.model.version}
+
+
+class StatefulHandler(Handler[V]):
+    """A handler with per-key state (conversations, sessions, streams): expiry, the key gauge, eviction
+    metrics and dropping revoked partitions' keys are done here once, for every such worker."""
+
+    state: KeyedState[Any]
+
+    def init_state(self, factory: Callable[[], Any], ttl_s: float, max_keys: int) -> KeyedState[Any]:
+        evictions = metrics.STATE_EVICTIONS
+        self.state = KeyedState(factory, ttl_s, max_keys,
+                                on_evict=lambda reason, n: evictions.labels(worker=self.name, reason=reason).inc(n))
+        self._keys_gauge = metrics.STATE_KEYS.labels(worker=self.name)
+        return self.state
+
+    def report_state(self) -> None:
+        self._keys_gauge.set(len(self.state))
+
+    def on_partitions_revoked(self, partitions: set[int]) -> None:
+        self.state.drop_partitions(partitions)
+        self.report_state()
+
+    def housekeeping(self) -> None:
+        self.state.expire()
+        self.report_state()

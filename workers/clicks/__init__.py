@@ -1,0 +1,1 @@
+"""Behaviour prediction from click events: per-session state, next items, purchase intent."""

@@ -1,0 +1,76 @@
+"""The session model as the worker runs it: a one-step ONNX graph ``(item, event, state) -> (scores, state)``.
+
+The recurrent state of every live session stays in the worker's per-key state; each event costs one
+row of one batched ONNX Runtime call, whatever the session's length. ``items.json`` maps catalogue
+item ids to the model's indices (0 = an item the model never saw; it still advances the state).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workers.clicks.events import Event, event_index
+from workers.clicks.scoring import Prediction
+from workers.runtime.onnx_model import OnnxModel
+from workers.settings import OnnxSettings
+
+
+@dataclass(slots=True)
+class SessionState:
+    hidden: np.ndarray
+    events: int = 0
+
+
+class SessionModel:
+    def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
+        model_dir = Path(model_dir)
+        self.onnx = OnnxModel(model_dir, onnx)
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+        session = manifest["session"]
+        self.state_size: int = session["state_size"]
+        self.has_purchase_head: bool = session["has_purchase_head"]
+        self.items: list[str] = json.loads((model_dir / "items.json").read_text())
+        self.index = {item: i + 1 for i, item in enumerate(self.items)}
+
+    @property
+    def version(self) -> str:
+        return self.onnx.version
+
+    def new_state(self) -> SessionState:
+        return SessionState(np.zeros(self.state_size, dtype=np.float32))
+
+    def step(self, states: list[SessionState], events: list[Event], k: int) -> list[Prediction]:
+        item_ids = np.array([self.index.get(e.item_id, 0) for e in events], dtype=np.int64)
+        feeds = {
+            "item": item_ids,
+            "event": np.array([event_index(e.event_type) for e in events], dtype=np.int64),
+            "state": np.stack([s.hidden for s in states]),
+        }
+        out = self.onnx.run(feeds)
+        scores = out["scores"]
+        scores[:, 0] = -np.inf  # "unknown item" is not a recommendation
+        k = min(k, scores.shape[1] - 1)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        predictions = []
+        for row, (state, event) in enumerate(zip(states, events, strict=True)):
+            state.hidden = out["next_state"][row]
+            state.events += 1
+            best = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
+            purchase = float(out["purchase"][row, 0]) if self.has_purchase_head else None
+            predictions.append(Prediction([(self.items[i - 1], float(scores[row, i])) for i in best],
+                                          purchase, bool(item_ids[row])))
+        return predictions
+
+    def warmup(self, runs: int) -> None:
+        states = [self.new_state() for _ in range(8)]
+        events = [Event("warmup", self.items[0], 0.0)] * 8
+        observer, self.onnx.observer = self.onnx.observer, None
+        try:
+            for _ in range(runs):
+                self.step([SessionState(s.hidden.copy()) for s in states], events, 20)
+        finally:
+            self.onnx.observer = observer
