@@ -1,6 +1,7 @@
 """Prometheus metrics of every worker: seconds, explicit buckets, few labels (worker, model, topic).
 
-Histograms (not summaries) so p50/p95/p99 aggregate across replicas in PromQL.
+Histograms (not summaries) so p50/p95/p99 aggregate across replicas in PromQL. Series about model
+work carry the model ``version``, so a hot reload shows as a new series, never a blend.
 """
 
 from __future__ import annotations
@@ -15,27 +16,27 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 END_TO_END = Histogram(
     "workers_end_to_end_latency_seconds",
     "Event timestamp (Kafka record time) to the result acknowledged by the broker.",
-    ["worker", "model", "topic"],
+    ["worker", "model", "version", "topic"],
     buckets=LATENCY_BUCKETS,
 )
 QUEUE_WAIT = Histogram(
     "workers_queue_wait_seconds",
     "Time a decoded message waited in the micro-batcher before its batch started.",
-    ["worker", "model", "topic"],
+    ["worker", "model", "version", "topic"],
     buckets=LATENCY_BUCKETS,
 )
 BATCH_SIZE = Histogram(
-    "workers_batch_size", "Messages per model call.", ["worker", "model", "topic"], buckets=BATCH_BUCKETS
+    "workers_batch_size", "Messages per model call.", ["worker", "model", "version", "topic"], buckets=BATCH_BUCKETS
 )
 INFERENCE = Histogram(
     "workers_inference_seconds",
     "ONNX Runtime session.run time per call.",
-    ["worker", "model", "topic"],
+    ["worker", "model", "version", "topic"],
     buckets=LATENCY_BUCKETS,
 )
 MESSAGES_IN = Counter("workers_messages_in_total", "Records consumed.", ["worker", "topic"])
 MESSAGES_OUT = Counter(
-    "workers_messages_out_total", "Input messages whose results were acknowledged.", ["worker", "model", "topic"]
+    "workers_messages_out_total", "Input messages whose results were acknowledged.", ["worker", "model", "version", "topic"]
 )
 MESSAGES_DLQ = Counter(
     "workers_messages_dlq_total", "Input messages sent to the dead-letter topic.", ["worker", "topic", "reason"]
@@ -54,4 +55,7 @@ STATE_EVICTIONS = Counter("workers_state_evictions_total", "Keys dropped from st
 MODEL_INFO = Gauge(
     "workers_model_info", "1 for the model version a worker serves, and on which provider.",
     ["worker", "model", "version", "provider"],
+)
+MODEL_RELOADS = Counter(
+    "workers_model_reloads_total", "Model versions loaded while serving (hot reload), by outcome.", ["worker", "outcome"]
 )

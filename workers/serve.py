@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 from workers.engine.engine import StreamEngine
+from workers.engine.reload import ModelReloader
 from workers.http import Health, MetricsServer
 from workers.registry import build_handler
 from workers.settings import Settings
@@ -28,8 +29,12 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
     """Serve ``worker`` until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(settings.engine.log_level)
     log.info("kafka settings: %s", settings.kafka.redacted())
+    model_dir = model_dir or settings.engine.model_dir
     handler = build_handler(worker, model_dir, settings)
     handler.warmup(settings.onnx.warmup_runs)
+    reloader = ModelReloader(worker, handler.model.model_dir, handler.model.version,
+                             lambda: build_handler(worker, handler.model.model_dir, settings),
+                             settings.onnx.warmup_runs, settings.engine.model_poll_s)
     input_topic = settings.engine.input_topic or handler.input_topic
     output_topic = settings.engine.output_topic or handler.output_topic
     dlq_topic = settings.engine.dlq_topic or f"{input_topic}.dlq"
@@ -41,7 +46,7 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
     producer = make_producer(settings.kafka, client_id)
     health = Health()
     server = MetricsServer(settings.engine.metrics_host, settings.engine.metrics_port, health).start()
-    engine = StreamEngine(handler, settings.engine, consumer, producer, health)
+    engine = StreamEngine(handler, settings.engine, consumer, producer, health, reloader)
     engine.install_signal_handlers()
     try:
         engine.run()

@@ -122,6 +122,11 @@ class EngineSettings(_Section):
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Drain budget after SIGTERM before giving up.")
     state_ttl_s: float = Field(1800.0, gt=0, description="Idle time after which per-key state is dropped.")
     max_keys: int = Field(100_000, ge=1, description="Most keys (streams, sessions, conversations) held in state.")
+    model_dir: str | None = Field(None, description="Model directory to serve (`serve --model` overrides it); default: the committed model.")
+    model_poll_s: float = Field(
+        5.0, ge=0, description="How often the model directory's manifest.json is checked for a new version "
+        "(hot reload: loaded and warmed aside, switched between batches); 0 turns it off.",
+    )
     metrics_host: str = Field("127.0.0.1", description="Address of the /metrics and /v2/health endpoints.")
     metrics_port: int = Field(9400, ge=0, le=65535, description="Port of /metrics and /v2/health; 0 picks one.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")

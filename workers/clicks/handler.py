@@ -57,6 +57,7 @@ class ClicksHandler(StatefulHandler[tuple[Event, int]]):
     input_topic = "clicks.events"
     output_topic = "clicks.predictions"
     one_per_key = True
+    state_belongs_to_model = True  # hidden vectors of one model version mean nothing to another
 
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
         self.scorer = SessionModel(model_dir, settings.onnx)

@@ -25,6 +25,7 @@ from workers.engine.batcher import MicroBatcher
 from workers.engine.dlq import dead_letter
 from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
 from workers.engine.offsets import OffsetTracker
+from workers.engine.reload import ModelReloader
 from workers.http import Health
 from workers.settings import EngineSettings
 from workers.transport.base import Consumer, Producer
@@ -56,12 +57,14 @@ class StreamEngine:
         consumer: Consumer,
         producer: Producer,
         health: Health | None = None,
+        reloader: ModelReloader | None = None,
     ) -> None:
         self.handler = handler
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
         self.health = health or Health()
+        self.reloader = reloader
         self.input_topic = settings.input_topic or handler.input_topic
         self.output_topic = settings.output_topic or handler.output_topic
         self.dlq_topic = settings.dlq_topic or f"{self.input_topic}.dlq"
@@ -76,21 +79,32 @@ class StreamEngine:
         self._last_housekeeping = 0.0
         self._lag_partitions: set[int] = set()
         labels = {"worker": handler.name, "topic": self.input_topic}
-        model_labels = labels | {"model": handler.model.name}
         self._m_in = m.MESSAGES_IN.labels(**labels)
-        self._m_out = m.MESSAGES_OUT.labels(**model_labels)
-        self._m_e2e = m.END_TO_END.labels(**model_labels)
-        self._m_wait = m.QUEUE_WAIT.labels(**model_labels)
-        self._m_batch = m.BATCH_SIZE.labels(**model_labels)
         self._m_in_flight = m.IN_FLIGHT.labels(**labels)
         self._m_paused = m.PAUSED.labels(**labels)
         self._m_assigned = m.ASSIGNED_PARTITIONS.labels(**labels)
-        inference = m.INFERENCE.labels(**model_labels)
-        handler.model.observer = lambda seconds, _batch: inference.observe(seconds)
-        m.MODEL_INFO.labels(
-            worker=handler.name, model=handler.model.name, version=handler.model.version,
-            provider=handler.model.provider,
-        ).set(1)
+        self._bind_model_metrics()
+
+    def _bind_model_metrics(self) -> None:
+        """Series labelled with the model and its version: every figure says which version made it."""
+        model = self.handler.model
+        labels = {"worker": self.handler.name, "topic": self.input_topic, "model": model.name, "version": model.version}
+        self._m_out = m.MESSAGES_OUT.labels(**labels)
+        self._m_e2e = m.END_TO_END.labels(**labels)
+        self._m_wait = m.QUEUE_WAIT.labels(**labels)
+        self._m_batch = m.BATCH_SIZE.labels(**labels)
+        inference = m.INFERENCE.labels(**labels)
+        model.observer = lambda seconds, _batch: inference.observe(seconds)
+        m.MODEL_INFO.labels(worker=self.handler.name, model=model.name, version=model.version, provider=model.provider).set(1)
+
+    def _switch_model(self, new: Handler[Any]) -> None:
+        """Hand over to a loaded and warmed new model version, between batches."""
+        old = self.handler
+        new.adopt(old)
+        self.handler = new
+        m.MODEL_INFO.labels(worker=old.name, model=old.model.name, version=old.model.version, provider=old.model.provider).set(0)
+        self._bind_model_metrics()
+        log.info("%s: now serving model %s version %s (was %s)", new.name, new.model.name, new.model.version, old.model.version)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -137,6 +151,8 @@ class StreamEngine:
             time.sleep(max(0.0, timeout - (time.monotonic() - polled_at)))
         while self.batcher.due():
             self._run_batch(self.batcher.take())
+        if self.reloader is not None and (new := self.reloader.take()) is not None:
+            self._switch_model(new)
         self.producer.poll()
         self._raise_if_fatal()
         now = time.monotonic()
@@ -265,6 +281,8 @@ class StreamEngine:
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
         self.handler.housekeeping()
+        if self.reloader is not None:
+            self.reloader.check()
         lags = self.consumer.lag()
         for tp, lag in lags.items():
             m.CONSUMER_LAG.labels(worker=self.handler.name, topic=tp.topic, partition=str(tp.partition)).set(lag)

@@ -86,6 +86,9 @@ class Handler(abc.ABC, Generic[V]):
     def on_partitions_revoked(self, partitions: set[int]) -> None:
         """Drop per-key state of partitions now owned by another worker."""
 
+    def adopt(self, previous: Handler[V]) -> None:
+        """Called on the handler of a newly loaded model version before it takes over from ``previous``."""
+
     def housekeeping(self) -> None:
         """Called about once a second: expire idle state, update gauges."""
 
@@ -98,6 +101,8 @@ class StatefulHandler(Handler[V]):
     metrics and dropping revoked partitions' keys are done here once, for every such worker."""
 
     state: KeyedState[Any]
+    state_belongs_to_model: ClassVar[bool] = False
+    """True when the state is the model's own (e.g. a recurrent hidden state): a new version starts fresh."""
 
     def init_state(self, factory: Callable[[], Any], ttl_s: float, max_keys: int) -> KeyedState[Any]:
         evictions = metrics.STATE_EVICTIONS
@@ -105,6 +110,11 @@ class StatefulHandler(Handler[V]):
                                 on_evict=lambda reason, n: evictions.labels(worker=self.name, reason=reason).inc(n))
         self._keys_gauge = metrics.STATE_KEYS.labels(worker=self.name)
         return self.state
+
+    def adopt(self, previous: Handler[V]) -> None:
+        if isinstance(previous, StatefulHandler) and not self.state_belongs_to_model:
+            self.state.adopt(previous.state)
+        self.report_state()
 
     def report_state(self) -> None:
         self._keys_gauge.set(len(self.state))

@@ -63,6 +63,11 @@ class KeyedState(Generic[S]):
             self._entries.move_to_end(key)
         return entry.value
 
+    def adopt(self, other: KeyedState[S]) -> None:
+        """Take over ``other``'s keys (a new model version keeping the conversations it inherits)."""
+        self._entries = other._entries
+        other._entries = OrderedDict()
+
     def pop(self, key: str) -> S | None:
         entry = self._entries.pop(key, None)
         return None if entry is None else entry.value

@@ -61,3 +61,12 @@ def test_the_real_model_answers_banking_questions_and_keeps_state() -> None:
     assert replies[3]["handoff"] and replies[3]["reason"] == "repeated_fallback"
     assert [r["turn"] for r in replies] == [1, 2, 3, 4]
     assert handler.conversations.drop_partitions({0}) == 1
+
+
+@pytest.mark.skipif(not (ARTIFACTS / "bot" / "model.onnx").exists(), reason="bot model not built")
+def test_a_new_model_version_keeps_the_conversations() -> None:
+    old = BotHandler(ARTIFACTS / "bot", load_settings())
+    old.process([Pending(record(GOOD), "c1", parse_chat_message(record(GOOD)))])
+    new = BotHandler(ARTIFACTS / "bot", load_settings())
+    new.adopt(old)
+    assert "c1" in new.conversations and new.conversations.get("c1", 0).turns == 1

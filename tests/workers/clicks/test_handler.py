@@ -97,3 +97,13 @@ def test_unknown_items_advance_the_session_and_state_stays_bounded() -> None:
 def _wire(event: Event) -> dict:
     return {"session_id": event.session_id, "item_id": event.item_id, "event_type": event.event_type, "ts": event.ts,
             "user_id": event.user_id}
+
+
+@needs_model
+def test_a_new_model_version_starts_sessions_fresh() -> None:
+    """Hot reload: recurrent states of one model version mean nothing to another, so they are not adopted."""
+    old = ClicksHandler(MODEL, load_settings())
+    old.process([Pending(record(GOOD), "s1", parse_click(record(GOOD)))])
+    new = ClicksHandler(MODEL, load_settings())
+    new.adopt(old)
+    assert len(old.sessions) == 1 and len(new.sessions) == 0
