@@ -60,7 +60,7 @@ class WorkerProcess:
     metrics_port: int = 0
     log_path: Path | None = None
 
-    def start(self, tmp_path: Path, wait_assigned: bool = True) -> WorkerProcess:
+    def start(self, tmp_path: Path, wait_assigned: bool = True, wait_ready: bool = True) -> WorkerProcess:
         self.metrics_port = free_port()
         env = os.environ | {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
@@ -77,6 +77,8 @@ class WorkerProcess:
             [sys.executable, "-m", "workers", "serve", self.worker],
             env=env, cwd=REPO, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
         )
+        if not wait_ready:
+            return self
         self.wait_for(lambda: self.http_status("/v2/health/ready") == 200, 90, "ready")
         if wait_assigned:
             self.wait_for(lambda: self.metric("workers_assigned_partitions") > 0, 60, "assigned partitions")
@@ -131,8 +133,8 @@ def start_worker(tmp_path: Path) -> Iterator[object]:
     started: list[WorkerProcess] = []
 
     def start(worker: str, kafka: KafkaSettings, topics: dict[str, str], wait_assigned: bool = True,
-              **env: str) -> WorkerProcess:
-        process = WorkerProcess(worker, kafka, topics, env).start(tmp_path, wait_assigned)
+              wait_ready: bool = True, **env: str) -> WorkerProcess:
+        process = WorkerProcess(worker, kafka, topics, env).start(tmp_path, wait_assigned, wait_ready)
         started.append(process)
         return process
 

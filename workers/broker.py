@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from workers.tls_proxy import TlsProxy
+
 log = logging.getLogger(__name__)
 
 
@@ -41,33 +43,41 @@ class EmbeddedBroker:
         self.cert = cert
         self.key = key
         self.process: subprocess.Popen[bytes] | None = None
+        self._tls: TlsProxy | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
-        url = f"tcp://{self.host}:{self.port}"
-        command = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"]
-        if self.cert and self.key:
-            command += ["--cert", str(self.cert), "--key", str(self.key)]
+        url = advertised = f"tcp://{self.host}:{self.port}"
+        listen_port = self.port
+        if self.cert and self.key:  # TLS: the broker listens inside, the TLS proxy on the public port
+            listen_port = free_port()
+            url = f"tcp://127.0.0.1:{listen_port}"
+            self._tls = TlsProxy(self.host, self.port, ("127.0.0.1", listen_port), self.cert, self.key).start()
+        command = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised, "--silent"]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"broker exited with code {self.process.returncode} (is port {self.port} taken?)")
             try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1" if self._tls else self.host, listen_port), timeout=0.2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise TimeoutError(f"broker did not answer on {url} within {timeout_s}s") from None
                 time.sleep(0.02)
-        log.info("embedded broker (Tansu, memory storage) listening on %s, pid %d", url, self.process.pid)
+        log.info("embedded broker (Tansu, memory storage) listening on %s%s, pid %d", advertised,
+                 " (TLS)" if self._tls else "", self.process.pid)
         return self
 
     def stop(self) -> None:
+        if self._tls is not None:
+            self._tls.stop()
+            self._tls = None
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:

@@ -27,15 +27,15 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
     broker = EmbeddedBroker(args.host, args.port, args.cert, args.key).start()
-    if not args.cert:  # topic creation over TLS needs client TLS settings; with --cert create them yourself
-        from workers.registry import handler_class
+    from workers.registry import handler_class
 
-        topics: dict[str, int] = {}
-        for name in WORKERS:
-            spec = handler_class(name)
-            topics |= {spec.input_topic: spec.partitions, spec.output_topic: spec.partitions, f"{spec.input_topic}.dlq": 1}
-        ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), topics)
-        print(f"topics: {', '.join(sorted(topics))}")
+    topics: dict[str, int] = {}
+    for name in WORKERS:
+        spec = handler_class(name)
+        topics |= {spec.input_topic: spec.partitions, spec.output_topic: spec.partitions, f"{spec.input_topic}.dlq": 1}
+    tls = {"security_protocol": "SSL", "ssl_cafile": args.cert} if args.cert else {}
+    ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap_servers, **tls), topics)
+    print(f"topics: {', '.join(sorted(topics))}")
     print(f"broker ready on {broker.bootstrap_servers} (memory storage); Ctrl-C stops it", flush=True)
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) and create the topics")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9092)
-    p.add_argument("--cert", help="PEM certificate: serve TLS")
+    p.add_argument("--cert", help="PEM certificate: serve TLS (clients: KAFKA_SECURITY_PROTOCOL=SSL, KAFKA_SSL_CAFILE)")
     p.add_argument("--key", help="PEM private key of --cert")
     p.set_defaults(func=cmd_broker)
 

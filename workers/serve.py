@@ -12,7 +12,7 @@ from workers.engine.reload import ModelReloader
 from workers.http import Health, MetricsServer
 from workers.registry import build_handler
 from workers.settings import Settings
-from workers.transport.factory import ensure_topics, make_consumer, make_producer
+from workers.transport.factory import BrokerUnavailable, ensure_topics, make_consumer, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,20 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
     input_topic = settings.engine.input_topic or handler.input_topic
     output_topic = settings.engine.output_topic or handler.output_topic
     dlq_topic = settings.engine.dlq_topic or f"{input_topic}.dlq"
-    ensure_topics(settings.kafka, {input_topic: handler.partitions, output_topic: handler.partitions, dlq_topic: 1})
+    health = Health()  # live (not ready) while waiting for the brokers: an orchestrator does not kill it
+    server = MetricsServer(settings.engine.metrics_host, settings.engine.metrics_port, health).start()
+    try:
+        ensure_topics(settings.kafka, {input_topic: handler.partitions, output_topic: handler.partitions, dlq_topic: 1},
+                      waiting=health.beat)
+    except BrokerUnavailable as exc:
+        log.error("%s; giving up (is KAFKA_BOOTSTRAP_SERVERS right, and the network open?)", exc)
+        server.stop()
+        return 2
 
     group_id = settings.engine.group_id or f"workers-{worker}"
     client_id = f"{worker}-{socket.gethostname()}-{os.getpid()}"
     consumer = make_consumer(settings.kafka, group_id, settings.engine.auto_offset_reset, client_id)
     producer = make_producer(settings.kafka, client_id)
-    health = Health()
-    server = MetricsServer(settings.engine.metrics_host, settings.engine.metrics_port, health).start()
     engine = StreamEngine(handler, settings.engine, consumer, producer, health, reloader)
     engine.install_signal_handlers()
     try:

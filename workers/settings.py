@@ -87,6 +87,10 @@ class KafkaSettings(_Section):
     )
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer-group session timeout.")
     request_timeout_ms: int = Field(30_000, ge=1000, description="Broker request timeout.")
+    startup_timeout_s: float = Field(
+        300.0, ge=0, description="How long a starting worker waits for the brokers (retrying with backoff) "
+        "before it exits with an error; 0 waits forever.",
+    )
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: secrets stay masked."""

@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 S = TypeVar("S")
 log = logging.getLogger(__name__)
+EVICTION_LOG_EVERY_S = 10.0
 
 
 @dataclass
@@ -39,6 +40,8 @@ class KeyedState(Generic[S]):
         self._on_evict = on_evict or (lambda reason, n: None)
         self._clock = clock
         self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
+        self._unlogged_evictions = 0
+        self._last_eviction_log = float("-inf")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -98,5 +101,11 @@ class KeyedState(Generic[S]):
 
     def _evict_oldest(self) -> None:
         key, _ = self._entries.popitem(last=False)
-        log.warning("state: %d keys held (the cap); evicted least recently used key %r", self.max_keys, key)
         self._on_evict("capacity", 1)
+        self._unlogged_evictions += 1
+        now = self._clock()
+        if now - self._last_eviction_log >= EVICTION_LOG_EVERY_S:  # a key flood must not become a log flood
+            log.warning("state: %d keys held (the cap); evicted %d least recently used keys since the last report "
+                        "(latest %r)", self.max_keys, self._unlogged_evictions, key)
+            self._unlogged_evictions = 0
+            self._last_eviction_log = now

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.engine.codec import decode_json_object
+from workers.engine.codec import check_schema_version, decode_json_object
 from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import OnnxSettings
@@ -44,6 +44,7 @@ class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
 
     def decode(self, record: Record) -> tuple[str, tuple[str, dict[str, np.ndarray]]]:
         payload = decode_json_object(record)
+        check_schema_version(payload)
         request_id = payload.get("id", f"{record.topic}-{record.partition}-{record.offset}")
         if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
             raise InvalidMessage("wrong_type", "'id' must be a string or an integer")

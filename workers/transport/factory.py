@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from workers.settings import KafkaSettings
 from workers.transport.base import Consumer, Producer
@@ -31,23 +32,49 @@ def make_producer(settings: KafkaSettings, client_id: str) -> Producer:
     return KafkaPythonProducer(settings, client_id)
 
 
-def ensure_topics(settings: KafkaSettings, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
-    """Create the topics that do not exist yet (replication factor 1 on a one-broker cluster, else 3 capped)."""
+class BrokerUnavailable(RuntimeError):
+    """No broker answered within the start-up timeout."""
+
+
+def ensure_topics(
+    settings: KafkaSettings,
+    partitions: dict[str, int],
+    timeout_s: float | None = None,
+    waiting: Callable[[], None] = lambda: None,
+) -> None:
+    """Create the topics that do not exist yet (replication factor 1 on a one-broker cluster, else 3 capped).
+
+    Waits for the brokers first, retrying with backoff (1 s doubling to 15 s) and one log line per try,
+    for ``timeout_s`` (default ``settings.startup_timeout_s``; 0 = forever); ``waiting`` is called
+    between tries (the worker keeps its liveness probe green meanwhile).
+    """
     import kafka.errors
     from kafka.admin import KafkaAdminClient, NewTopic
 
     from workers.transport.kafka_python import client_config
 
-    deadline = time.monotonic() + timeout_s
+    timeout_s = settings.startup_timeout_s if timeout_s is None else timeout_s
+    started = time.monotonic()
+    delay, attempt = 1.0, 0
     while True:
+        attempt += 1
         try:
             admin = KafkaAdminClient(client_id="workers-admin", **client_config(settings))
             break
         except kafka.errors.NoBrokersAvailable:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("no broker at %s yet; retrying", settings.bootstrap_servers)
-            time.sleep(1.0)
+            waited = time.monotonic() - started
+            if timeout_s and waited + delay > timeout_s:
+                raise BrokerUnavailable(
+                    f"no Kafka broker reachable at {settings.bootstrap_servers} after {waited:.0f}s "
+                    f"({attempt} tries; KAFKA_STARTUP_TIMEOUT_S={timeout_s:g})"
+                ) from None
+            log.warning("no Kafka broker reachable at %s (try %d, %.0fs so far); retrying in %.0fs",
+                        settings.bootstrap_servers, attempt, waited, delay)
+            waiting()
+            time.sleep(delay)
+            delay = min(15.0, delay * 2)
+    if attempt > 1:
+        log.info("broker reachable at %s after %d tries", settings.bootstrap_servers, attempt)
     try:
         existing = set(admin.list_topics())
         brokers = len(admin.describe_cluster().get("brokers", [])) or 1

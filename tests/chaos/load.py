@@ -1,0 +1,93 @@
+"""Traffic for the chaos scenarios: a steady producer that retries what the broker refused, so every
+record the test counts as sent was acknowledged, and readers that count results by the id they name."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from tests.conftest import collect
+from workers.settings import KafkaSettings
+from workers.transport.factory import make_producer
+from workers.transport.records import OutgoingRecord, Record
+
+
+class SteadyLoad:
+    """Produces ``records`` at ``rate`` per second in a thread; failed sends are retried until acknowledged."""
+
+    def __init__(self, kafka: KafkaSettings, records: list[OutgoingRecord], rate: float) -> None:
+        self.kafka = kafka
+        self.records = records
+        self.rate = rate
+        self.acked = 0
+        self.retried = 0
+        self._failed: list[OutgoingRecord] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="steady-load", daemon=True)
+
+    def start(self) -> SteadyLoad:
+        self._thread.start()
+        return self
+
+    def _callback(self, record: OutgoingRecord) -> Callable[[Exception | None, float], None]:
+        def done(error: Exception | None, _at: float) -> None:
+            with self._lock:
+                if error is None:
+                    self.acked += 1
+                else:
+                    self._failed.append(record)
+        return done
+
+    def _run(self) -> None:
+        producer = make_producer(self.kafka, client_id="chaos-load")
+        started = time.monotonic()
+        try:
+            for n, record in enumerate(self.records):
+                producer.produce(record, self._callback(record))
+                producer.poll()
+                time.sleep(max(0.0, started + (n + 1) / self.rate - time.monotonic()))
+            deadline = time.monotonic() + 180  # bounded: retry refused records for at most 3 minutes
+            while time.monotonic() < deadline:
+                producer.flush(30)
+                with self._lock:
+                    failed, self._failed = self._failed, []
+                if not failed:
+                    break
+                self.retried += len(failed)
+                for record in failed:
+                    producer.produce(record, self._callback(record))
+                producer.poll()
+        finally:
+            producer.close()
+
+    def join(self, timeout_s: float = 300) -> None:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "the load generator did not finish"
+        assert self.acked == len(self.records), f"only {self.acked} of {len(self.records)} sends acknowledged"
+
+
+def results_by_id(kafka: KafkaSettings, output: str, ids: set[str], field: str = "id", timeout_s: float = 120) -> tuple[Counter[str], list[Record]]:
+    """Read ``output`` until every id in ``ids`` has a result; returns (results per id, the records)."""
+    seen: Counter[str] = Counter()
+
+    def until(records: list[Record]) -> bool:
+        seen[str(json.loads(records[-1].value)[field])] += 1
+        return ids <= set(seen)
+
+    records = collect(kafka, [output], until, timeout_s=timeout_s)
+    return seen, records
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def report(scenario: str, **figures: object) -> None:
+    """One line per scenario, collected into docs/reliability.md."""
+    print(f"\nCHAOS {scenario}: " + json.dumps(figures))
