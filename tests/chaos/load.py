@@ -63,6 +63,10 @@ class SteadyLoad:
         finally:
             producer.close()
 
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
     def join(self, timeout_s: float = 300) -> None:
         self._thread.join(timeout_s)
         assert not self._thread.is_alive(), "the load generator did not finish"
