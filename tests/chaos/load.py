@@ -9,7 +9,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from tests.conftest import collect
+from tests.conftest import collect, digit_requests
+from workers.clicks.events import to_json
+from workers.clicks.synthetic import generate
 from workers.settings import KafkaSettings
 from workers.transport.factory import make_producer
 from workers.transport.records import OutgoingRecord, Record
@@ -95,3 +97,28 @@ def rss_mb(pid: int) -> float:
 def report(scenario: str, **figures: object) -> None:
     """One line per scenario, collected into docs/reliability.md."""
     print(f"\nCHAOS {scenario}: " + json.dumps(figures))
+
+
+BANKING = ["my card hasn't arrived", "how do I top up by transfer?", "I was charged twice", "freeze my card please"]
+
+
+def valid_messages(worker: str, topic: str, n: int) -> list[OutgoingRecord]:
+    """``n`` valid inputs of a workload (bot: 50 conversations; clicks: interleaved synthetic sessions)."""
+    if worker == "tensor":
+        return digit_requests(n, topic)
+    if worker == "bot":
+        out = []
+        for i in range(n):
+            conversation = f"conv-{i % 50}"
+            body = {"conversation_id": conversation, "message_id": f"m{i}", "text": BANKING[i % 4], "ts": time.time()}
+            out.append(OutgoingRecord(topic, json.dumps(body).encode(), conversation.encode()))
+        return out
+    events = generate(max(10, n // 7), seed=4, days=0.01)
+    while len(events) < n:
+        events += generate(max(10, n // 7), seed=len(events), days=0.01)
+    return [OutgoingRecord(topic, json.dumps(to_json(e)).encode(), e.session_id.encode()) for e in events[:n]]
+
+
+def input_offsets(records: list[Record]) -> Counter[tuple[int, int]]:
+    """Results per input, named by the ``source.partition``/``source.offset`` headers every result carries."""
+    return Counter((int(r.header("source.partition")), int(r.header("source.offset"))) for r in records)

@@ -12,32 +12,13 @@ from collections import Counter
 import pytest
 
 from tests.chaos.hostile import BAD
-from tests.chaos.load import report
-from tests.conftest import collect, digit_requests
+from tests.chaos.load import report, valid_messages
+from tests.conftest import collect
 from workers.client import send
-from workers.clicks.events import to_json
-from workers.clicks.synthetic import generate
 from workers.transport.records import OutgoingRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 N_BAD = 1000
-BANKING = ["my card hasn't arrived", "how do I top up by transfer?", "I was charged twice", "freeze my card please"]
-
-
-def valid_messages(worker: str, topic: str) -> list[OutgoingRecord]:
-    if worker == "tensor":
-        return digit_requests(500, topic)
-    if worker == "bot":
-        out = []
-        for i in range(200):
-            conversation = f"conv-{i % 50}"
-            body = {"conversation_id": conversation, "message_id": f"m{i}", "text": BANKING[i % 4], "ts": time.time()}
-            out.append(OutgoingRecord(topic, json.dumps(body).encode(), conversation.encode()))
-        return out
-    return [OutgoingRecord(topic, json.dumps(to_json(e)).encode(), e.session_id.encode())
-            for e in generate(60, seed=4, days=0.01)]
-
-
 @pytest.mark.parametrize("worker_name", sorted(BAD))
 def test_a_thousand_bad_messages_are_dead_lettered_and_valid_ones_answered(broker, topics, start_worker, worker_name) -> None:
     from workers.settings import KafkaSettings
@@ -45,7 +26,7 @@ def test_a_thousand_bad_messages_are_dead_lettered_and_valid_ones_answered(broke
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, client="confluent")
     worker = start_worker(worker_name, kafka, topics)
     rng = random.Random(7)
-    valid = valid_messages(worker_name, topics["input"])
+    valid = valid_messages(worker_name, topics["input"], {"tensor": 500, "bot": 200, "clicks": 500}[worker_name])
     bad = [OutgoingRecord(topics["input"], value, key) for value, key in (BAD[worker_name](rng, i) for i in range(N_BAD))]
     mixed = list(valid)
     for record in bad:  # bad ones at random places; valid ones keep their order
