@@ -112,7 +112,9 @@ class EngineSettings(_Section):
     )
     max_batch_size: int = Field(64, ge=1, description="Largest micro-batch sent to the model in one call.")
     max_batch_wait_ms: float = Field(
-        5.0, ge=0, description="How long the oldest queued message may wait for a fuller batch."
+        0.0, ge=0, description="How long the oldest queued message may wait for a fuller batch. 0 (greedy): a "
+        "batch is whatever is queued when the model is free; under load batches fill by themselves while the "
+        "previous one runs. Raise it (2-10) where one call costs about the same for 1 or 64 inputs (GPUs).",
     )
     max_in_flight: int = Field(
         10_000,
@@ -148,6 +150,11 @@ class OnnxSettings(_Section):
     )
     intra_op_num_threads: int = Field(0, ge=0, description="Threads inside one operator; 0 lets ORT decide.")
     inter_op_num_threads: int = Field(0, ge=0, description="Threads across operators; 0 lets ORT decide.")
+    allow_spinning: bool = Field(
+        False,
+        description="Let ORT's worker threads spin-wait for the next call. Spinning saves microseconds per call "
+        "but burns CPU between calls; on hosts shared with the broker or other workers it cost throughput.",
+    )
     graph_optimization_level: Literal["disable", "basic", "extended", "all"] = Field(
         "all", description="ORT graph optimisations."
     )

@@ -16,13 +16,12 @@ conversation's state in batch order. State expires after ``WORKERS_STATE_TTL_S``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from workers.bot.model import IntentModel
 from workers.bot.policy import Conversation
-from workers.engine.codec import check_schema_version, decode_json_object, require_id, require_string, require_timestamp
+from workers.engine.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
 from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
@@ -88,6 +87,6 @@ class BotHandler(StatefulHandler[ChatMessage]):
                 "model_version": self.model.version,
                 "latency": item.latency_fields(inference_s),
             }
-            outcomes.append([Result(json.dumps(reply).encode(), message.conversation_id.encode())])
+            outcomes.append([Result(encode_json(reply), message.conversation_id.encode())])
         self.report_state()
         return outcomes

@@ -17,12 +17,11 @@ still advances the session (``unknown_item: true``), it is not an error.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from workers.clicks.events import EVENT_TYPES, Event
 from workers.clicks.model import SessionModel, SessionState
-from workers.engine.codec import check_schema_version, decode_json_object, require_id, require_string, require_timestamp
+from workers.engine.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
 from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
@@ -84,13 +83,13 @@ class ClicksHandler(StatefulHandler[tuple[Event, int]]):
                 **({"user_id": event.user_id} if event.user_id is not None else {}),
                 "item_id": event.item_id,
                 "position": state.events - 1,
-                "next_items": [{"item_id": i, "score": round(s, 6)} for i, s in prediction.next_items[: item.value[1]]],
-                **({"purchase_probability": round(prediction.purchase_probability, 6)}
+                "next_items": [{"item_id": i, "score": s} for i, s in prediction.next_items[: item.value[1]]],
+                **({"purchase_probability": prediction.purchase_probability}
                    if prediction.purchase_probability is not None else {}),
                 "unknown_item": not prediction.known_item,
                 "model_version": self.scorer.version,
                 "latency": item.latency_fields(inference_s),
             }
-            outcomes.append([Result(json.dumps(result).encode(), event.session_id.encode())])
+            outcomes.append([Result(encode_json(result), event.session_id.encode())])
         self.report_state()
         return outcomes

@@ -35,6 +35,7 @@ class SessionModel:
         self.has_purchase_head: bool = session["has_purchase_head"]
         self.items: list[str] = json.loads((model_dir / "items.json").read_text())
         self.index = {item: i + 1 for i, item in enumerate(self.items)}
+        self._item_array = np.array(self.items, dtype=object)
 
     @property
     def version(self) -> str:
@@ -55,14 +56,20 @@ class SessionModel:
         scores[:, 0] = -np.inf  # "unknown item" is not a recommendation
         k = min(k, scores.shape[1] - 1)
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        best = np.take_along_axis(top, order, axis=1)
+        # 6 decimals, rounded in float64, so the JSON result carries short numbers (and encodes fast)
+        best_scores = np.round(np.take_along_axis(top_scores, order, axis=1).astype(np.float64), 6).tolist()
+        best_items = self._item_array[best - 1].tolist()
+        purchase = np.round(out["purchase"][:, 0].astype(np.float64), 6).tolist() if self.has_purchase_head else None
+        known = item_ids.astype(bool).tolist()
         predictions = []
-        for row, (state, event) in enumerate(zip(states, events, strict=True)):
+        for row, state in enumerate(states):
             state.hidden = out["next_state"][row]
             state.events += 1
-            best = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
-            purchase = float(out["purchase"][row, 0]) if self.has_purchase_head else None
-            predictions.append(Prediction([(self.items[i - 1], float(scores[row, i])) for i in best],
-                                          purchase, bool(item_ids[row])))
+            predictions.append(Prediction(list(zip(best_items[row], best_scores[row], strict=True)),
+                                          purchase[row] if purchase is not None else None, known[row]))
         return predictions
 
     def warmup(self, runs: int) -> None:

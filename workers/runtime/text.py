@@ -98,7 +98,10 @@ class WordPieceTokenizer:
 
     def encode_batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask, padded to the longest text of the batch (int64, [batch, length])."""
-        encoded = [self.encode(t) for t in texts]
+        return self.pad([self.encode(t) for t in texts])
+
+    def pad(self, encoded: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded texts -> ids and attention mask, padded to the longest (int64, [batch, length])."""
         length = max(len(e) for e in encoded)
         ids = np.full((len(encoded), length), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(encoded), length), dtype=np.int64)
