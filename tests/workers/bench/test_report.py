@@ -1,0 +1,47 @@
+"""The benchmark's arithmetic: histogram deltas, percentiles, automatic rates, equal-load pairing, table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workers.bench.probe import histogram_delta, percentiles
+from workers.bench.runner import _same_rate, automatic_rates, format_table
+
+
+def test_histogram_delta_counts_only_what_happened_between_scrapes() -> None:
+    before = {"h_count": 10, "h_sum": 20.0, "h_bucket|1.0": 4, "h_bucket|8.0": 10, "h_bucket|+Inf": 10}
+    after = {"h_count": 16, "h_sum": 50.0, "h_bucket|1.0": 5, "h_bucket|8.0": 16, "h_bucket|+Inf": 16}
+    delta = histogram_delta(before, after, "h")
+    assert delta == {"count": 6, "mean": 5.0, "buckets": {"1.0": 1, "8.0": 5}}
+
+
+def test_percentiles_and_empty() -> None:
+    p = percentiles(np.arange(1, 101, dtype=float) / 1000)
+    assert p["p50_s"] == 0.0505 and p["p99_s"] == 0.099
+    assert percentiles(np.array([]))["p99_s"] is None
+
+
+def test_automatic_rates_compare_at_each_baselines_half_capacity() -> None:
+    rates = automatic_rates({"ours": 1000.0, "baseline_predict": 20.0, "baseline_tf_function": 300.0})
+    assert rates["ours"] == [10.0, 150.0, 500.0]
+    assert rates["baseline_tf_function"] == [10.0, 150.0]
+    assert rates["baseline_predict"] == [10.0]  # 150/s is far beyond its 20/s: not run
+
+
+def test_same_rate_picks_the_highest_shared_load() -> None:
+    ours = [{"offered_per_s": None, "p99_s": 1.0}, {"offered_per_s": 10.0, "p99_s": 0.02}, {"offered_per_s": 150.0, "p99_s": 0.03}]
+    theirs = [{"offered_per_s": None, "p99_s": 9.0}, {"offered_per_s": 10.0, "p99_s": 0.05}]
+    assert _same_rate(ours, theirs) == {"equal_load_per_s": 10.0, "equal_load_p99_ours_s": 0.02,
+                                        "equal_load_p99_theirs_s": 0.05}
+
+
+def test_table_names_every_run_and_the_ratios() -> None:
+    run = {"phase": "saturation", "offered_per_s": None, "throughput": 500.0, "p50_s": 0.01, "p95_s": 0.02,
+           "p99_s": 0.03, "unanswered": 0, "batch_size_mean": 12.0, "inference_s_mean_per_batch": 0.002,
+           "cpu_cores": 1.0, "peak_rss_mb": 100.0}
+    report = {"workload": "clicks", "seconds_per_phase": 5, "saturation_window": 256, "cpu_count": 2,
+              "ours": {"runs": [run]}, "model_only": {"batch_size": 12, "throughput": 1000.0, "end_to_end_fraction": 0.5},
+              "ratios": {"baseline_tf_function": {"throughput_ratio": 5.0, "saturation_p99_ours_s": 0.03,
+                                                  "saturation_p99_theirs_s": 0.3}}}
+    table = format_table(report)
+    assert "ours" in table and "500.0" in table and "50%" in table and "5x throughput" in table

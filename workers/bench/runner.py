@@ -1,0 +1,317 @@
+"""``workers bench WORKLOAD``: phases, systems, the table, the JSON and the latency CDF plot.
+
+Systems: ``ours`` (``workers serve WORKLOAD``), ``baseline_predict`` and ``baseline_tf_function``
+(:mod:`workers.bench.baseline`). Every phase starts the system fresh on fresh topics of the same
+broker, warms it up with a few messages, then measures:
+
+* ``saturation``: a closed loop holding ``window`` inputs unanswered for ``seconds``; its throughput is
+  the system's capacity, its latency that of a queue of ``window``;
+* ``rate R``: R messages per second offered for ``seconds``. Automatic rates: half of each baseline's
+  capacity (every system runs it, so p99 is compared at equal load) and half of ours.
+
+Then, with everything stopped, model-only ONNX Runtime throughput at the worker's mean batch size, so
+the serving overhead is visible.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
+from workers.bench.workloads import WORKLOADS, Workload
+from workers.broker import EmbeddedBroker, free_port
+from workers.settings import KafkaSettings
+from workers.transport.factory import ensure_topics
+
+log = logging.getLogger(__name__)
+SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
+PARTITIONS = 4
+WARMUP_MESSAGES = 16
+
+
+@dataclass
+class BenchOptions:
+    seconds: float = 15.0
+    window: int = 256
+    rates: list[float] | None = None  # None: automatic
+    systems: tuple[str, ...] = SYSTEMS
+    bootstrap: str | None = None  # None: an embedded broker
+    plot: Path | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)  # extra settings for `workers serve`
+
+
+class SystemUnderTest:
+    """One process serving the workload: ours or a baseline loop."""
+
+    def __init__(self, system: str, workload: Workload, bootstrap: str, input_topic: str, output_topic: str,
+                 env: dict[str, str], logdir: Path) -> None:
+        self.system = system
+        self.metrics_url: str | None = None
+        environment = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        if system == "ours":
+            port = free_port()
+            self.metrics_url = f"http://127.0.0.1:{port}"
+            environment |= {"KAFKA_CLIENT": "confluent", "WORKERS_INPUT_TOPIC": input_topic,
+                            "WORKERS_OUTPUT_TOPIC": output_topic, "WORKERS_GROUP_ID": f"{input_topic}-group",
+                            "WORKERS_METRICS_PORT": str(port), "WORKERS_MODEL_POLL_S": "0",
+                            "WORKERS_LOG_LEVEL": "WARNING"} | env
+            command = [sys.executable, "-m", "workers", "serve", workload.name]
+        else:
+            mode = system.removeprefix("baseline_")
+            command = [sys.executable, "-m", "workers.bench.baseline", workload.name, mode, "--bootstrap", bootstrap,
+                       "--input", input_topic, "--output", output_topic, "--group", f"{input_topic}-group"]
+        self.log_path = logdir / f"{input_topic}.log"
+        self.process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL,
+                                        stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.system} exited with code {self.process.returncode}:\n{tail}")
+
+    def wait_ready(self, timeout_s: float = 180) -> None:
+        if self.metrics_url is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            try:
+                if urllib.request.urlopen(f"{self.metrics_url}/v2/health/ready", timeout=1).status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.system} not ready in {timeout_s}s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_phase(workload: Workload, system: str, phase: str, rate: float | None, options: BenchOptions,
+              bootstrap: str, logdir: Path, seed: int) -> dict[str, Any]:
+    """One system, one phase, from a fresh process on fresh topics; returns its figures."""
+    tag = f"bench.{workload.name}.{system}.{phase}.{seed}".replace(" ", "")
+    input_topic, output_topic = f"{tag}.in", f"{tag}.out"
+    ensure_topics(KafkaSettings(bootstrap_servers=bootstrap),
+                  {input_topic: PARTITIONS, output_topic: PARTITIONS, f"{input_topic}.dlq": 1})
+    sut = SystemUnderTest(system, workload, bootstrap, input_topic, output_topic, options.worker_env, logdir)
+    probe = LatencyProbe(bootstrap, input_topic, output_topic, PARTITIONS)
+    need = int((rate or 2000) * options.seconds * 1.1) + options.window + WARMUP_MESSAGES
+    messages = itertools.cycle(workload.messages(min(need, 20_000), seed))  # a long run repeats the pool
+    try:
+        sut.wait_ready()
+        for _ in range(WARMUP_MESSAGES):
+            probe._produce(*next(messages))
+        if not probe.wait_answered(WARMUP_MESSAGES, idle_timeout_s=300, cap_s=300):
+            sut.check_alive()
+            raise TimeoutError(f"{system}: warm-up messages not answered in 300s")
+        warmup, duplicates_before = probe.mark()
+        before = scrape(f"{sut.metrics_url}/metrics") if sut.metrics_url else {}
+        with ProcessSampler(sut.process.pid) as sampler, GpuSampler() as gpu:
+            if rate is None:
+                probe.send_saturating(messages, options.window, options.seconds)
+            else:
+                probe.send_paced(messages, rate, options.seconds)
+            sent = len(probe.sent) - len(warmup)
+            probe.wait_answered(len(warmup) + sent, idle_timeout_s=10.0)
+        after = scrape(f"{sut.metrics_url}/metrics") if sut.metrics_url else {}
+        sut.check_alive()
+    finally:
+        sut.stop()
+        probe.close()
+    latencies, sent, first_sent, last_arrival = probe.latencies(warmup)
+    answered = len(latencies)
+    figures: dict[str, Any] = {
+        "phase": phase, "offered_per_s": rate, "sent": sent, "answered": answered,
+        "unanswered": sent - answered, "duplicates": probe.duplicates - duplicates_before,
+        "throughput": round(answered / (last_arrival - first_sent), 1) if answered > 1 else 0.0,
+        **percentiles(latencies),
+        "cpu_cores": round(sampler.cpu_cores, 2), "host_cpu_percent": sampler.host_cpu_percent, "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+        "gpu_util_percent": gpu.mean_percent,
+    }
+    if sut.metrics_url:
+        batch = histogram_delta(before, after, "workers_batch_size")
+        inference = histogram_delta(before, after, "workers_inference_seconds")
+        figures |= {"batch_size_mean": batch["mean"], "batch_size_buckets": batch["buckets"],
+                    "inference_s_mean_per_batch": inference["mean"]}
+    elif probe.step_s:
+        figures |= {"batch_size_mean": 1.0, "batch_size_buckets": {"1": answered},
+                    "step_s_median_per_message": round(float(np.median(probe.step_s)), 6)}
+    figures["latencies"] = latencies
+    log.info("%s %s: %s", system, phase, {k: v for k, v in figures.items() if k not in ("latencies", "batch_size_buckets")})
+    return figures
+
+
+def automatic_rates(capacity: dict[str, float]) -> dict[str, list[float]]:
+    """Half of each baseline's capacity (for every system that can take it), and half of ours (higher open-loop
+    rates on 2 cores starve the system of the CPU the load generator and broker take)."""
+    rates: dict[str, list[float]] = {s: [] for s in capacity}
+    common = sorted({max(1.0, round(capacity[s] * 0.5, 1)) for s in capacity if s != "ours"})
+    for rate in common:
+        for system, cap in capacity.items():
+            if rate <= cap * 1.2:
+                rates[system].append(rate)
+    if "ours" in capacity:
+        rates["ours"].append(round(capacity["ours"] * 0.5, 1))
+    return rates
+
+
+def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
+    workload = WORKLOADS[name]
+    logdir = Path(tempfile.mkdtemp(prefix=f"workers-bench-{name}-"))
+    broker = None
+    bootstrap = options.bootstrap
+    if bootstrap is None:
+        broker = EmbeddedBroker(port=free_port()).start()
+        bootstrap = broker.bootstrap_servers
+    results: dict[str, dict[str, Any]] = {s: {"runs": []} for s in options.systems}
+    seed = int(time.time()) % 100_000
+    try:
+        for system in options.systems:
+            log.info("%s: saturation, window %d, %.0fs", system, options.window, options.seconds)
+            seed += 1
+            results[system]["runs"].append(run_phase(workload, system, "saturation", None, options, bootstrap, logdir, seed))
+        capacity = {s: results[s]["runs"][0]["throughput"] for s in options.systems}
+        rates = ({s: list(options.rates) for s in options.systems} if options.rates is not None
+                 else automatic_rates(capacity))
+        for system in options.systems:
+            for rate in rates[system]:
+                log.info("%s: %.1f msg/s offered for %.0fs", system, rate, options.seconds)
+                seed += 1
+                results[system]["runs"].append(run_phase(workload, system, f"rate {rate:g}", rate, options, bootstrap,
+                                                         logdir, seed))
+    finally:
+        if broker is not None:
+            broker.stop()
+    report = summarise(workload, results, options)
+    report["logs"] = str(logdir)
+    return report
+
+
+def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: BenchOptions) -> dict[str, Any]:
+    report: dict[str, Any] = {"workload": workload.name, "seconds_per_phase": options.seconds,
+                              "saturation_window": options.window, "cpu_count": os.cpu_count()}
+    for system, result in results.items():
+        saturation = result["runs"][0]
+        report[system] = {"throughput": saturation["throughput"], "p99_s": saturation["p99_s"],
+                          "p50_s": saturation["p50_s"], "p95_s": saturation["p95_s"],
+                          "runs": [{k: v for k, v in run.items() if k != "latencies"} for run in result["runs"]]}
+    if options.plot:
+        plot_cdf(results, workload.name, options.plot)
+        report["plot"] = str(options.plot)
+    if "ours" in results:
+        ours = results["ours"]["runs"][0]
+        batch = max(1, int(round(ours.get("batch_size_mean") or 1)))
+        threads = int(options.worker_env.get("WORKERS_ONNX_INTRA_OP_NUM_THREADS", "0"))
+        model_only = workload.model_only(batch, 5.0, threads)
+        report["model_only"] = model_only | {
+            "end_to_end_fraction": round(ours["throughput"] / model_only["throughput"], 3)}
+        ratios: dict[str, Any] = {}
+        for baseline in ("baseline_predict", "baseline_tf_function"):
+            if baseline not in results or not results[baseline]["runs"][0]["throughput"]:
+                continue
+            theirs = results[baseline]["runs"][0]
+            ratios[baseline] = {"throughput_ratio": round(ours["throughput"] / theirs["throughput"], 1),
+                                "saturation_p99_ours_s": ours["p99_s"], "saturation_p99_theirs_s": theirs["p99_s"]}
+            common = _same_rate(results["ours"]["runs"], results[baseline]["runs"])
+            if common:
+                ratios[baseline] |= common
+        report["ratios"] = ratios
+    return report
+
+
+def _same_rate(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """p99 of both at the highest offered rate both ran (equal load)."""
+    shared = {r["offered_per_s"] for r in ours if r["offered_per_s"]} & {r["offered_per_s"] for r in theirs}
+    if not shared:
+        return None
+    rate = max(shared)
+    mine = next(r for r in ours if r["offered_per_s"] == rate)
+    other = next(r for r in theirs if r["offered_per_s"] == rate)
+    return {"equal_load_per_s": rate, "equal_load_p99_ours_s": mine["p99_s"], "equal_load_p99_theirs_s": other["p99_s"]}
+
+
+def plot_cdf(results: dict[str, dict[str, Any]], name: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    offered = {run["phase"]: run["offered_per_s"] or 0.0 for r in results.values() for run in r["runs"]}
+    phases = sorted(offered, key=lambda p: (p != "saturation", offered[p]))
+    colours = {system: f"C{n}" for n, system in enumerate(SYSTEMS)}
+    figure, axes = plt.subplots(1, len(phases), figsize=(4.2 * len(phases), 3.6), squeeze=False)
+    for ax, phase in zip(axes[0], phases, strict=True):
+        for system, result in results.items():
+            run = next((r for r in result["runs"] if r["phase"] == phase), None)
+            if run is None or not len(run["latencies"]):
+                continue
+            values = np.sort(run["latencies"]) * 1000
+            ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=colours.get(system),
+                    label=f"{system} ({run['throughput']:g}/s)")
+        ax.set_xscale("log")
+        ax.set_xlabel("produce -> result (ms)")
+        ax.set_title(f"{name}: {phase}" + ("" if phase != "saturation" else " (closed loop)"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("fraction of messages")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:,.1f}"
+
+    lines = [f"workers bench {report['workload']}: {report['seconds_per_phase']:g}s per phase, "
+             f"saturation window {report['saturation_window']}, {report['cpu_count']} CPUs",
+             f"{'system':<22}{'phase':<13}{'offered/s':>10}{'msg/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
+             f"{'unans':>6}{'batch':>7}{'infer ms':>10}{'CPU':>6}{'host%':>6}{'RSS MB':>8}"]
+    for system in SYSTEMS:
+        for run in report.get(system, {}).get("runs", []):
+            infer = run.get("inference_s_mean_per_batch", run.get("step_s_median_per_message"))
+            lines.append(f"{system:<22}{run['phase']:<13}{run['offered_per_s'] or '-':>10}{run['throughput']:>9,.1f}"
+                         f"{ms(run['p50_s']):>10}{ms(run['p95_s']):>10}{ms(run['p99_s']):>10}{run['unanswered']:>6}"
+                         f"{run.get('batch_size_mean') or 0:>7.1f}{ms(infer):>10}{run['cpu_cores']:>6.2f}"
+                         f"{run.get('host_cpu_percent', 0):>6.0f}"
+                         f"{run['peak_rss_mb']:>8.0f}")
+    if "model_only" in report:
+        m = report["model_only"]
+        lines.append(f"model only (ONNX Runtime, batch {m['batch_size']}): {m['throughput']:,.1f} msg/s; "
+                     f"end to end is {m['end_to_end_fraction']:.0%} of it")
+    for baseline, r in report.get("ratios", {}).items():
+        line = (f"ours vs {baseline}: {r['throughput_ratio']:g}x throughput; saturation p99 "
+                f"{ms(r['saturation_p99_ours_s'])} vs {ms(r['saturation_p99_theirs_s'])} ms")
+        if "equal_load_per_s" in r:
+            line += (f"; at {r['equal_load_per_s']:g} msg/s p99 {ms(r['equal_load_p99_ours_s'])} vs "
+                     f"{ms(r['equal_load_p99_theirs_s'])} ms")
+        lines.append(line)
+    lines.append("(unans: inputs without a result 10 s after the last answer; infer ms: ours = one ONNX Runtime "
+                 "call, baselines = decode->model->encode of one message)")
+    return "\n".join(lines)
+
+
+def main_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, default=float)

@@ -1,0 +1,223 @@
+"""What each benchmarked workload sends, and the TensorFlow per-message step its baselines run.
+
+The baselines use the same trained model as the worker, rebuilt in TensorFlow from the committed
+ONNX weights (``models.bot.keras_from_onnx``, ``models.clicks.keras_step_from_onnx``, both checked
+for parity), and do the same per-message work: decode JSON, tokenise or look up state, run the
+model, post-process (policy reply / top-k) and encode the JSON result.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import ARTIFACTS
+
+Step = Callable[[bytes | None, bytes], bytes]
+"""(record key, record value) -> result value: one message through a baseline."""
+
+MODES = ("predict", "tf_function")
+"""Baseline (a): ``model.predict(x)`` per message; baseline (b): the model in ``tf.function``, per message."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    model_dir: Path
+    messages: Callable[[int, int], list[tuple[bytes, bytes]]]  # (n, seed) -> [(key, value)]
+    tf_step: Callable[[str], Step]  # mode -> per-message function (imports TensorFlow)
+    model_only: Callable[[int, float, int], dict[str, float]]  # (batch, seconds, threads) -> ORT timing
+
+
+def _time_session(run: Callable[[], Any], batch: int, seconds: float) -> dict[str, float]:
+    """Calls ``run`` (one batch) for about ``seconds``: median batch time and messages per second."""
+    run()
+    times = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds or len(times) < 5:
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    median = float(np.median(times))
+    return {"batch_size": batch, "median_batch_s": round(median, 6), "throughput": round(batch / median, 1)}
+
+
+def _ort_session(model_dir: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the worker runs it
+    return ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=ort.get_available_providers())
+
+
+# --- bot ---------------------------------------------------------------------------------------------
+
+def bot_texts() -> list[str]:
+    """Banking77 test queries when the data set is beside the checkout, else the demo's chat lines."""
+    from models.bot import DEFAULT_DATA
+
+    path = DEFAULT_DATA / "banking77" / "test.csv"
+    if path.exists():
+        with path.open(newline="", encoding="utf-8") as f:
+            return [row[0] for row in list(csv.reader(f))[1:]]
+    from workers.demo import CHATS
+
+    return [line for chat in CHATS for line in chat]
+
+
+def bot_messages(n: int, seed: int) -> list[tuple[bytes, bytes]]:
+    texts = bot_texts()
+    order = np.random.default_rng(seed).permutation(len(texts))
+    out = []
+    for i in range(n):
+        conversation = f"bench-{seed}-{i % 500}"
+        body = {"conversation_id": conversation, "message_id": i, "text": texts[order[i % len(texts)]], "ts": time.time()}
+        out.append((conversation.encode(), json.dumps(body).encode()))
+    return out
+
+
+def bot_tf_step(mode: str) -> Step:
+    import tensorflow as tf
+
+    from models.bot import keras_from_onnx
+    from workers.bot.policy import Conversation, DialoguePolicy
+    from workers.runtime.text import WordPieceTokenizer
+
+    model_dir = ARTIFACTS / "bot"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    model = keras_from_onnx(model_dir)
+    tokenizer = WordPieceTokenizer.from_file(model_dir / "vocab.txt", manifest["policy"]["max_tokens"])
+    policy = DialoguePolicy.from_manifest(manifest["labels"], manifest["policy"])
+    conversations: dict[str, Conversation] = {}
+    if mode == "predict":
+        def infer(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            return model.predict([ids, mask], verbose=0)
+    else:
+        spec = [tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([None, None], tf.int64)]
+        compiled = tf.function(lambda ids, mask: model([ids, mask], training=False), input_signature=spec)
+
+        def infer(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            return compiled(ids, mask).numpy()
+
+    def step(_key: bytes | None, value: bytes) -> bytes:
+        message = json.loads(value)
+        ids, mask = tokenizer.encode_batch([message["text"]])
+        probabilities = infer(ids, mask)[0]
+        conversation = conversations.setdefault(message["conversation_id"], Conversation())
+        decision = policy.decide(probabilities, message["text"], conversation)
+        return json.dumps({"conversation_id": message["conversation_id"], "message_id": message["message_id"],
+                           "intent": decision.intent, "confidence": round(decision.confidence, 4),
+                           "reply": decision.reply, "handoff": decision.handoff, "fallback": decision.fallback,
+                           "reason": decision.reason, "turn": conversation.turns}).encode()
+
+    step(None, bot_messages(1, 0)[0][1])  # trace / warm up before the first timed message
+    return step
+
+
+def bot_model_only(batch: int, seconds: float, threads: int) -> dict[str, float]:
+    """ONNX Runtime alone on what the worker gives it for a batch of ``batch`` messages: the texts
+    pre-tokenised, in the worker's length-sorted groups."""
+    from workers.bot.model import length_groups
+    from workers.runtime.text import WordPieceTokenizer
+
+    model_dir = ARTIFACTS / "bot"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    tokenizer = WordPieceTokenizer.from_file(model_dir / "vocab.txt", manifest["policy"]["max_tokens"])
+    session = _ort_session(model_dir, threads)
+    encoded = [tokenizer.encode(t) for t in bot_texts()]
+    batches = []
+    for start in range(0, min(len(encoded), 32 * batch) - batch + 1, batch):
+        chunk = encoded[start : start + batch]
+        batches.append([tokenizer.pad([chunk[i] for i in group]) for group in length_groups(chunk)])
+    cursor = iter(range(10**9))
+
+    def run() -> None:
+        for ids, mask in batches[next(cursor) % len(batches)]:
+            session.run(None, {"input_ids": ids, "attention_mask": mask})
+
+    return _time_session(run, batch, seconds)
+
+
+# --- clicks ------------------------------------------------------------------------------------------
+
+def click_messages(n: int, seed: int) -> list[tuple[bytes, bytes]]:
+    from workers.clicks.events import to_json
+    from workers.clicks.synthetic import generate
+
+    events = generate(max(50, n // 6), seed=seed, days=0.02)  # interleaved live sessions, in time order
+    while len(events) < n:
+        events += generate(max(50, n // 6), seed=seed + len(events), days=0.02)
+    out = []
+    for event in events[:n]:
+        body = to_json(event) | {"session_id": f"{event.session_id}-{seed}", "ts": time.time()}
+        out.append((body["session_id"].encode(), json.dumps(body).encode()))
+    return out
+
+
+def clicks_tf_step(mode: str) -> Step:
+    import tensorflow as tf
+
+    from models.clicks import keras_step_from_onnx
+    from workers.clicks.events import event_index
+
+    model_dir = ARTIFACTS / "clicks"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    model = keras_step_from_onnx(model_dir)
+    items: list[str] = json.loads((model_dir / "items.json").read_text())
+    index = {item: i + 1 for i, item in enumerate(items)}
+    sessions: dict[str, tuple[np.ndarray, int]] = {}
+    zero = np.zeros((1, manifest["session"]["state_size"]), np.float32)
+    if mode == "predict":
+        def infer(item: np.ndarray, event: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
+            return model.predict([item, event, state], verbose=0)
+    else:
+        spec = [tf.TensorSpec([1], tf.int64), tf.TensorSpec([1], tf.int64), tf.TensorSpec(zero.shape, tf.float32)]
+        compiled = tf.function(lambda item, event, state: model([item, event, state], training=False),
+                               input_signature=spec)
+
+        def infer(item: np.ndarray, event: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
+            return {name: value.numpy() for name, value in compiled(item, event, state).items()}
+
+    def step(_key: bytes | None, value: bytes) -> bytes:
+        event = json.loads(value)
+        state, position = sessions.get(event["session_id"], (zero, -1))
+        item = index.get(str(event["item_id"]), 0)
+        out = infer(np.array([item], np.int64), np.array([event_index(event.get("event_type", "click"))], np.int64), state)
+        sessions[event["session_id"]] = (out["next_state"], position + 1)
+        scores = out["scores"][0]
+        scores[0] = -np.inf
+        k = int(event.get("k", 20))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return json.dumps({"session_id": event["session_id"], "item_id": event["item_id"], "position": position + 1,
+                           "next_items": [{"item_id": items[i - 1], "score": round(float(scores[i]), 6)} for i in top],
+                           "purchase_probability": round(float(out["purchase"][0, 0]), 6),
+                           "unknown_item": item == 0}).encode()
+
+    step(None, click_messages(1, 0)[0][1])
+    return step
+
+
+def clicks_model_only(batch: int, seconds: float, threads: int) -> dict[str, float]:
+    model_dir = ARTIFACTS / "clicks"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    session = _ort_session(model_dir, threads)
+    rng = np.random.default_rng(0)
+    feeds = {"item": rng.integers(1, manifest["session"]["items"] + 1, batch).astype(np.int64),
+             "event": rng.integers(1, 5, batch).astype(np.int64),
+             "state": rng.normal(0, 0.3, (batch, manifest["session"]["state_size"])).astype(np.float32)}
+    return _time_session(lambda: session.run(None, feeds), batch, seconds)
+
+
+WORKLOADS = {
+    "bot": Workload("bot", ARTIFACTS / "bot", bot_messages, bot_tf_step, bot_model_only),
+    "clicks": Workload("clicks", ARTIFACTS / "clicks", click_messages, clicks_tf_step, clicks_model_only),
+}
