@@ -9,6 +9,7 @@ here over TLS and is relayed byte for byte to the broker.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import ssl
 import threading
@@ -60,10 +61,21 @@ class TlsProxy:
         await asyncio.gather(_pipe(client_reader, broker_writer), _pipe(broker_reader, client_writer))
 
     def stop(self) -> None:
+        if self._thread.is_alive():
+            try:  # end the open relays inside the loop, so no coroutine outlives it half-way through a read
+                asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(5)
+            except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    async def _close_all(self) -> None:
         if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+            self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
