@@ -16,7 +16,8 @@ from tests.conftest import collect, digit_requests
 from workers.client import send
 
 pytestmark = pytest.mark.integration
-N = 3000
+CHUNK = 100
+MIN_MESSAGES = 3000
 
 
 def publish_version(model_dir: Path, version: str) -> None:
@@ -34,18 +35,38 @@ def test_new_model_version_is_switched_to_under_traffic(broker, kafka, topics, s
     publish_version(model_dir, "v1")
     worker = start_worker("tensor", kafka, topics, WORKERS_MODEL_DIR=str(model_dir), WORKERS_MODEL_POLL_S="0.2")
 
-    requests = digit_requests(N, topics["input"])
-    sender = threading.Thread(target=lambda: [send(kafka, requests[i : i + 100]) or time.sleep(0.2)
-                                              for i in range(0, N, 100)])
-    sender.start()
-    worker.wait_for(lambda: worker.metric("workers_messages_out_total", version="v1") >= N // 4, 60, "v1 traffic")
-    publish_version(model_dir, "v2")
-    sender.join()
+    # Traffic keeps flowing until v2 has answered some of it, so the switch always happens under load
+    # (a fixed amount could be drained before the reload lands: the group join alone takes seconds).
+    sent = 0
+    switched = threading.Event()
 
-    got = collect(kafka, [topics["output"], topics["dlq"]], lambda rs: len(rs) >= N)
+    def traffic() -> None:
+        nonlocal sent
+        deadline = time.monotonic() + 120
+        while sent < MIN_MESSAGES or (not switched.is_set() and time.monotonic() < deadline):
+            send(kafka, digit_requests(CHUNK, topics["input"], start=sent))
+            sent += CHUNK
+            time.sleep(0.2)
+        for _ in range(5):  # and a little more after the switch
+            send(kafka, digit_requests(CHUNK, topics["input"], start=sent))
+            sent += CHUNK
+            time.sleep(0.2)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    worker.wait_for(lambda: worker.metric("workers_messages_out_total", version="v1") >= 500, 60, "v1 traffic")
+    publish_version(model_dir, "v2")
+    try:
+        worker.wait_for(lambda: worker.metric("workers_messages_out_total", version="v2") > 0, 60, "v2 results")
+    finally:
+        switched.set()
+        sender.join()
+    n = sent
+
+    got = collect(kafka, [topics["output"], topics["dlq"]], lambda rs: len(rs) >= n)
     assert not [r for r in got if r.topic == topics["dlq"]]
     results = [r for r in got if r.topic == topics["output"]]
-    assert sorted(json.loads(r.value)["id"] for r in results) == sorted(f"r{i}" for i in range(N))  # none lost
+    assert sorted(json.loads(r.value)["id"] for r in results) == sorted(f"r{i}" for i in range(n))  # none lost
     by_partition: dict[int, list[str]] = {}
     for r in sorted(results, key=lambda r: (r.partition, r.offset)):
         by_partition.setdefault(int(r.header("source.partition")), []).append(json.loads(r.value)["model_version"])
