@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,26 +10,37 @@ from models import ARTIFACTS
 from workers.engine.handler import Handler
 from workers.settings import Settings
 
+_CLASSES = {
+    "tensor": "workers.tensor.handler:TensorHandler",
+    "bot": "workers.bot.handler:BotHandler",
+    "clicks": "workers.clicks.handler:ClicksHandler",
+}
+"""Name -> handler class, imported only when asked for (a worker loads only its own dependencies)."""
+
+
+def handler_class(name: str) -> type[Handler]:
+    """The handler class (topics, partitions) without loading its model."""
+    module, _, cls = _CLASSES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
 
 def _tensor(model_dir: Path | None, settings: Settings) -> Handler:
-    from workers.tensor.handler import DEFAULT_MODEL, TensorHandler
+    from workers.tensor.handler import DEFAULT_MODEL
 
-    return TensorHandler(model_dir or ARTIFACTS / DEFAULT_MODEL, settings.onnx)
-
-
-def _bot(model_dir: Path | None, settings: Settings) -> Handler:
-    from workers.bot.handler import BotHandler
-
-    return BotHandler(model_dir or ARTIFACTS / "bot", settings)
+    return handler_class("tensor")(model_dir or ARTIFACTS / DEFAULT_MODEL, settings.onnx)
 
 
-def _clicks(model_dir: Path | None, settings: Settings) -> Handler:
-    from workers.clicks.handler import ClicksHandler
+def _with_settings(name: str) -> Callable[[Path | None, Settings], Handler]:
+    """A handler built from (model directory, all settings); its committed model is ``models/artifacts/<name>``."""
+    def build(model_dir: Path | None, settings: Settings) -> Handler:
+        return handler_class(name)(model_dir or ARTIFACTS / name, settings)
 
-    return ClicksHandler(model_dir or ARTIFACTS / "clicks", settings)
+    return build
 
 
-WORKERS: dict[str, Callable[[Path | None, Settings], Handler]] = {"tensor": _tensor, "bot": _bot, "clicks": _clicks}
+WORKERS: dict[str, Callable[[Path | None, Settings], Handler]] = {
+    "tensor": _tensor, "bot": _with_settings("bot"), "clicks": _with_settings("clicks"),
+}
 """Name -> factory(model_dir or None for the committed default, settings)."""
 
 DESCRIPTIONS = {
@@ -36,21 +48,6 @@ DESCRIPTIONS = {
     "bot": "customer-service chat: chat.messages -> chat.replies (intent, confidence, reply, handoff)",
     "clicks": "behaviour prediction: clicks.events -> clicks.predictions (next items, purchase probability)",
 }
-
-
-def handler_class(name: str) -> type[Handler]:
-    """The handler class (topics, partitions) without loading its model."""
-    if name == "bot":
-        from workers.bot.handler import BotHandler
-
-        return BotHandler
-    if name == "clicks":
-        from workers.clicks.handler import ClicksHandler
-
-        return ClicksHandler
-    from workers.tensor.handler import TensorHandler
-
-    return TensorHandler
 
 
 def build_handler(name: str, model_dir: str | Path | None, settings: Settings) -> Handler:
