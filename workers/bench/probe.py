@@ -62,7 +62,8 @@ class LatencyProbe:
                 if "bench.step_s" in headers:
                     self.step_s.append(float(headers["bench.step_s"]))
 
-    def _produce(self, key: bytes, value: bytes) -> None:
+    def produce(self, key: bytes, value: bytes) -> None:
+        """One input, its send time recorded once the broker acknowledges it (by partition and offset)."""
         sent_at = time.time()
 
         def delivered(error: ck.KafkaError | None, message: ck.Message) -> None:
@@ -93,7 +94,7 @@ class LatencyProbe:
         while (elapsed := time.monotonic() - started) < seconds:
             due = min(int(elapsed * rate) + 1, int(seconds * rate))
             while sent < due:
-                self._produce(*next(source))
+                self.produce(*next(source))
                 sent += 1
             time.sleep(max(0.001, sent / rate - (time.monotonic() - started)))
         self.producer.flush(30)
@@ -106,7 +107,7 @@ class LatencyProbe:
         while time.monotonic() < deadline:
             if self.produced - self.answered < window:
                 key, value = next(source)
-                self._produce(key, value)
+                self.produce(key, value)
             else:
                 self.producer.poll(0.001)
         self.producer.flush(30)

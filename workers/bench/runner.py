@@ -34,7 +34,7 @@ import numpy as np
 from workers.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
 from workers.bench.workloads import WORKLOADS, Workload
 from workers.broker import EmbeddedBroker, free_port
-from workers.settings import KafkaSettings
+from workers.settings import KafkaSettings, OnnxSettings
 from workers.transport.factory import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
     try:
         sut.wait_ready()
         for _ in range(WARMUP_MESSAGES):
-            probe._produce(*next(messages))
+            probe.produce(*next(messages))
         if not probe.wait_answered(WARMUP_MESSAGES, idle_timeout_s=300, cap_s=300):
             sut.check_alive()
             raise TimeoutError(f"{system}: warm-up messages not answered in 300s")
@@ -222,8 +222,7 @@ def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: B
     if "ours" in results:
         ours = results["ours"]["runs"][0]
         batch = max(1, int(round(ours.get("batch_size_mean") or 1)))
-        threads = int(options.worker_env.get("WORKERS_ONNX_INTRA_OP_NUM_THREADS", "0"))
-        model_only = workload.model_only(batch, 5.0, threads)
+        model_only = workload.model_only(batch, 5.0, worker_onnx_settings(options.worker_env))
         report["model_only"] = model_only | {
             "end_to_end_fraction": round(ours["throughput"] / model_only["throughput"], 3)}
         ratios: dict[str, Any] = {}
@@ -238,6 +237,12 @@ def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: B
                 ratios[baseline] |= common
         report["ratios"] = ratios
     return report
+
+
+def worker_onnx_settings(env: dict[str, str]) -> OnnxSettings:
+    """The ONNX Runtime settings our worker ran with: its defaults, the environment, then ``--worker-env``."""
+    prefix = "WORKERS_ONNX_"
+    return OnnxSettings(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)})
 
 
 def _same_rate(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any] | None:

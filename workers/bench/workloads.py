@@ -13,12 +13,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models import ARTIFACTS
+from workers.settings import OnnxSettings
 
 Step = Callable[[bytes | None, bytes], bytes]
 """(record key, record value) -> result value: one message through a baseline."""
@@ -30,10 +30,9 @@ MODES = ("predict", "tf_function")
 @dataclass(frozen=True)
 class Workload:
     name: str
-    model_dir: Path
     messages: Callable[[int, int], list[tuple[bytes, bytes]]]  # (n, seed) -> [(key, value)]
     tf_step: Callable[[str], Step]  # mode -> per-message function (imports TensorFlow)
-    model_only: Callable[[int, float, int], dict[str, float]]  # (batch, seconds, threads) -> ORT timing
+    model_only: Callable[[int, float, OnnxSettings], dict[str, float]]  # (batch, seconds, worker's ORT settings)
 
 
 def _time_session(run: Callable[[], Any], batch: int, seconds: float) -> dict[str, float]:
@@ -47,15 +46,6 @@ def _time_session(run: Callable[[], Any], batch: int, seconds: float) -> dict[st
         times.append(time.perf_counter() - t0)
     median = float(np.median(times))
     return {"batch_size": batch, "median_batch_s": round(median, 6), "throughput": round(batch / median, 1)}
-
-
-def _ort_session(model_dir: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the worker runs it
-    return ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=ort.get_available_providers())
 
 
 # --- bot ---------------------------------------------------------------------------------------------
@@ -122,26 +112,22 @@ def bot_tf_step(mode: str) -> Step:
     return step
 
 
-def bot_model_only(batch: int, seconds: float, threads: int) -> dict[str, float]:
-    """ONNX Runtime alone on what the worker gives it for a batch of ``batch`` messages: the texts
-    pre-tokenised, in the worker's length-sorted groups."""
-    from workers.bot.model import length_groups
-    from workers.runtime.text import WordPieceTokenizer
+def bot_model_only(batch: int, seconds: float, onnx: OnnxSettings) -> dict[str, float]:
+    """ONNX Runtime alone, loaded as the worker loads it, on what the worker gives it for a batch of
+    ``batch`` messages: the texts pre-tokenised, in the worker's length-sorted groups."""
+    from workers.bot.model import IntentModel, length_groups
 
-    model_dir = ARTIFACTS / "bot"
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    tokenizer = WordPieceTokenizer.from_file(model_dir / "vocab.txt", manifest["policy"]["max_tokens"])
-    session = _ort_session(model_dir, threads)
-    encoded = [tokenizer.encode(t) for t in bot_texts()]
+    intents = IntentModel(ARTIFACTS / "bot", onnx)
+    encoded = [intents.tokenizer.encode(t) for t in bot_texts()]
     batches = []
     for start in range(0, min(len(encoded), 32 * batch) - batch + 1, batch):
         chunk = encoded[start : start + batch]
-        batches.append([tokenizer.pad([chunk[i] for i in group]) for group in length_groups(chunk)])
+        batches.append([intents.tokenizer.pad([chunk[i] for i in group]) for group in length_groups(chunk)])
     cursor = iter(range(10**9))
 
     def run() -> None:
         for ids, mask in batches[next(cursor) % len(batches)]:
-            session.run(None, {"input_ids": ids, "attention_mask": mask})
+            intents.onnx.run({"input_ids": ids, "attention_mask": mask})
 
     return _time_session(run, batch, seconds)
 
@@ -167,6 +153,7 @@ def clicks_tf_step(mode: str) -> Step:
 
     from models.clicks import keras_step_from_onnx
     from workers.clicks.events import event_index
+    from workers.clicks.model import top_items
 
     model_dir = ARTIFACTS / "clicks"
     manifest = json.loads((model_dir / "manifest.json").read_text())
@@ -192,13 +179,10 @@ def clicks_tf_step(mode: str) -> Step:
         item = index.get(str(event["item_id"]), 0)
         out = infer(np.array([item], np.int64), np.array([event_index(event.get("event_type", "click"))], np.int64), state)
         sessions[event["session_id"]] = (out["next_state"], position + 1)
-        scores = out["scores"][0]
-        scores[0] = -np.inf
-        k = int(event.get("k", 20))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        best, scores = top_items(out["scores"], int(event.get("k", 20)))
         return json.dumps({"session_id": event["session_id"], "item_id": event["item_id"], "position": position + 1,
-                           "next_items": [{"item_id": items[i - 1], "score": round(float(scores[i]), 6)} for i in top],
+                           "next_items": [{"item_id": items[i - 1], "score": round(float(score), 6)}
+                                          for i, score in zip(best[0], scores[0], strict=True)],
                            "purchase_probability": round(float(out["purchase"][0, 0]), 6),
                            "unknown_item": item == 0}).encode()
 
@@ -206,18 +190,19 @@ def clicks_tf_step(mode: str) -> Step:
     return step
 
 
-def clicks_model_only(batch: int, seconds: float, threads: int) -> dict[str, float]:
-    model_dir = ARTIFACTS / "clicks"
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    session = _ort_session(model_dir, threads)
+def clicks_model_only(batch: int, seconds: float, onnx: OnnxSettings) -> dict[str, float]:
+    """ONNX Runtime alone, loaded as the worker loads it, on a batch of ``batch`` session steps."""
+    from workers.clicks.model import SessionModel
+
+    sessions = SessionModel(ARTIFACTS / "clicks", onnx)
     rng = np.random.default_rng(0)
-    feeds = {"item": rng.integers(1, manifest["session"]["items"] + 1, batch).astype(np.int64),
+    feeds = {"item": rng.integers(1, len(sessions.items) + 1, batch).astype(np.int64),
              "event": rng.integers(1, 5, batch).astype(np.int64),
-             "state": rng.normal(0, 0.3, (batch, manifest["session"]["state_size"])).astype(np.float32)}
-    return _time_session(lambda: session.run(None, feeds), batch, seconds)
+             "state": rng.normal(0, 0.3, (batch, sessions.state_size)).astype(np.float32)}
+    return _time_session(lambda: sessions.onnx.run(feeds), batch, seconds)
 
 
 WORKLOADS = {
-    "bot": Workload("bot", ARTIFACTS / "bot", bot_messages, bot_tf_step, bot_model_only),
-    "clicks": Workload("clicks", ARTIFACTS / "clicks", click_messages, clicks_tf_step, clicks_model_only),
+    "bot": Workload("bot", bot_messages, bot_tf_step, bot_model_only),
+    "clicks": Workload("clicks", click_messages, clicks_tf_step, clicks_model_only),
 }

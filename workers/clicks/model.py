@@ -19,6 +19,17 @@ from workers.runtime.onnx_model import OnnxModel
 from workers.settings import OnnxSettings
 
 
+def top_items(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``scores`` [batch, items + 1]: the ``k`` best item indices, best first, and their scores.
+    Index 0 ("an item the model never saw") is never recommended; ``scores`` is changed in place."""
+    scores[:, 0] = -np.inf
+    k = min(k, scores.shape[1] - 1)
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+
 @dataclass(slots=True)
 class SessionState:
     hidden: np.ndarray
@@ -52,15 +63,9 @@ class SessionModel:
             "state": np.stack([s.hidden for s in states]),
         }
         out = self.onnx.run(feeds)
-        scores = out["scores"]
-        scores[:, 0] = -np.inf  # "unknown item" is not a recommendation
-        k = min(k, scores.shape[1] - 1)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        best = np.take_along_axis(top, order, axis=1)
+        best, top_scores = top_items(out["scores"], k)
         # 6 decimals, rounded in float64, so the JSON result carries short numbers (and encodes fast)
-        best_scores = np.round(np.take_along_axis(top_scores, order, axis=1).astype(np.float64), 6).tolist()
+        best_scores = np.round(top_scores.astype(np.float64), 6).tolist()
         best_items = self._item_array[best - 1].tolist()
         purchase = np.round(out["purchase"][:, 0].astype(np.float64), 6).tolist() if self.has_purchase_head else None
         known = item_ids.astype(bool).tolist()
