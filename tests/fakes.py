@@ -21,7 +21,7 @@ class FakeConsumer:
         self.listener = listener
         listener.on_partitions_assigned(set(self.partitions))
 
-    def assign_from_beginning(self, topics: list[str]) -> None:
+    def assign_from_beginning(self, topics: list[str], at_end: bool = False) -> None:
         raise NotImplementedError("the engine never reads outside its group")
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:

@@ -66,6 +66,19 @@ class KeyedState(Generic[S]):
             self._entries.move_to_end(key)
         return entry.value
 
+    def lookup(self, key: str, partition: int) -> S | None:
+        """The key's state if held (marked as recently used), else None; never creates."""
+        if key not in self._entries:
+            return None
+        return self.get(key, partition)
+
+    def put(self, key: str, partition: int, value: S) -> None:
+        """Hold ``value`` as the key's state (replacing any), evicting the least recently used key at the cap."""
+        self._entries.pop(key, None)
+        if len(self._entries) >= self.max_keys:
+            self._evict_oldest()
+        self._entries[key] = _Entry(value, partition, self._clock())
+
     def adopt(self, other: KeyedState[S]) -> None:
         """Take over ``other``'s keys (a new model version keeping the conversations it inherits)."""
         self._entries = other._entries

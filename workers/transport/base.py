@@ -29,8 +29,9 @@ class RebalanceListener(Protocol):
 class Consumer(Protocol):
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
 
-    def assign_from_beginning(self, topics: list[str]) -> None:
-        """Read every partition of ``topics`` from offset 0, outside any group (readers, tests, tools)."""
+    def assign_from_beginning(self, topics: list[str], at_end: bool = False) -> None:
+        """Read every partition of ``topics`` from offset 0 (or, ``at_end``, from the current end), outside
+        any group (readers, clients, tests, tools)."""
         ...
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:

@@ -74,13 +74,18 @@ class ConfluentConsumer:
 
         self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
 
-    def assign_from_beginning(self, topics: list[str]) -> None:
+    def assign_from_beginning(self, topics: list[str], at_end: bool = False) -> None:
         partitions = []
         for topic in topics:
             metadata = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
             if metadata is None or metadata.error is not None or not metadata.partitions:
                 raise ValueError(f"topic {topic!r} does not exist")
-            partitions += [ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in sorted(metadata.partitions)]
+            for p in sorted(metadata.partitions):
+                if at_end:  # the current end, resolved now, so records produced from here on are read
+                    _low, high = self._consumer.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=10)
+                    partitions.append(ck.TopicPartition(topic, p, high))
+                else:
+                    partitions.append(ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING))
         self._consumer.assign(partitions)
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:

@@ -77,7 +77,7 @@ class KafkaPythonConsumer:
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         self._consumer.subscribe(topics, listener=_Listener(listener))
 
-    def assign_from_beginning(self, topics: list[str]) -> None:
+    def assign_from_beginning(self, topics: list[str], at_end: bool = False) -> None:
         partitions = []
         for topic in topics:
             deadline = time.monotonic() + 10
@@ -87,7 +87,11 @@ class KafkaPythonConsumer:
                 raise ValueError(f"topic {topic!r} does not exist")
             partitions += [kafka.TopicPartition(topic, p) for p in sorted(found)]
         self._consumer.assign(partitions)
-        self._consumer.seek_to_beginning(*partitions)
+        if at_end:  # the current end, resolved now, so records produced from here on are read
+            for tp, offset in self._consumer.end_offsets(partitions).items():
+                self._consumer.seek(tp, offset)
+        else:
+            self._consumer.seek_to_beginning(*partitions)
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
