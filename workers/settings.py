@@ -161,6 +161,30 @@ class OnnxSettings(_Section):
     warmup_runs: int = Field(3, ge=0, description="Inference calls made at start-up, before the worker is ready.")
 
 
+class AsrSettings(_Section):
+    """The speech recognition worker: endpointing and the bounds on each stream."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKERS_ASR_", frozen=True, extra="forbid")
+    yaml_section: ClassVar[str] = "asr"
+
+    endpoint_s: float = Field(
+        0.8, gt=0, description="Blank (or space) output after speech that ends a segment: a final is emitted "
+        "and the next segment starts.")
+    max_segment_s: float = Field(30.0, gt=0, description="A segment longer than this is finalised anyway.")
+    max_stream_s: float = Field(
+        3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
+        "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")
+    max_chunk_s: float = Field(2.0, gt=0, description="Longest audio chunk accepted (reason chunk_too_long).")
+    beam: int = Field(
+        8, ge=0, description="Beam width of the final's CTC beam search with the character language model "
+        "(partials are greedy); 0 makes finals greedy too.")
+    lm_weight: float = Field(0.8, ge=0, description="Weight of the language model's log-probability in the beam search.")
+    lm_bonus: float = Field(1.5, description="Score added per character in the beam search (offsets the LM's length penalty).")
+    max_streams: int = Field(
+        10_000, ge=1, description="Concurrent streams held; a new stream beyond it is dead-lettered "
+        "(reason too_many_streams) instead of evicting a live one.")
+
+
 class Settings(BaseModel):
     """All sections together."""
 
@@ -169,9 +193,10 @@ class Settings(BaseModel):
     kafka: KafkaSettings
     engine: EngineSettings
     onnx: OnnxSettings
+    asr: AsrSettings
 
 
-SECTIONS: dict[str, type[_Section]] = {"kafka": KafkaSettings, "engine": EngineSettings, "onnx": OnnxSettings}
+SECTIONS: dict[str, type[_Section]] = {"kafka": KafkaSettings, "engine": EngineSettings, "onnx": OnnxSettings, "asr": AsrSettings}
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: dict[str, Any]) -> Settings:

@@ -1,0 +1,212 @@
+"""Training and evaluation speech for the ASR model: real clips from ``../shared/data/asr`` plus synthetic
+speech from the Debian TTS engines (espeak-ng, flite), with speed, gain and noise augmentation.
+
+Held out, never trained on (and kept out of the TTS text and the language model):
+- every sixth LJ Speech clip (``LJ001-0006``, ``-0012``, ...);
+- every FSDD clip of the speaker ``jackson``;
+- the pocketsphinx LibriVox and "cards" clips (a different reader, a different book).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.asr.audio import features, load_audio, read_wav, resample
+from workers.asr.text import normalize
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ASR_DATA = DATA / "asr"
+FSDD_HELD_OUT_SPEAKER = "jackson"
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+ESPEAK_VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-029", "en-us-nyc"]
+ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5",
+                   "+klatt", "+klatt2", "+klatt3", "+Andy", "+annie", "+belinda", "+david", "+linda", "+paul"]
+FLITE_VOICES = ["slt", "awb", "rms", "kal16", "kal"]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One utterance: a file (or ``tts:`` text), its reference text, and a group for reporting."""
+
+    path: str
+    text: str
+    group: str
+
+
+def lj_clips() -> tuple[list[Clip], list[Clip]]:
+    """(train, held out) LJ Speech clips present in the shared copy; every sixth clip is held out."""
+    texts = {}
+    for line in (ASR_DATA / "ljspeech" / "metadata.csv").read_text(encoding="utf-8").splitlines():
+        clip_id, _, normalized = line.split("|")
+        texts[clip_id] = normalize(normalized)
+    train, held_out = [], []
+    for wav in sorted((ASR_DATA / "ljspeech" / "wavs").glob("*.wav")):
+        number = int(wav.stem.split("-")[1])
+        (held_out if number % 6 == 0 else train).append(Clip(str(wav), texts[wav.stem], "ljspeech"))
+    return train, held_out
+
+
+def lj_text_corpus(exclude: set[str]) -> list[str]:
+    """Every LJ Speech transcript (13,100 lines, public domain) except ``exclude``: TTS text and LM text."""
+    lines = []
+    for line in (ASR_DATA / "ljspeech" / "metadata.csv").read_text(encoding="utf-8").splitlines():
+        text = normalize(line.split("|")[2])
+        if text and text not in exclude:
+            lines.append(text)
+    return lines
+
+
+def fsdd_clips() -> tuple[list[Clip], list[Clip]]:
+    """(train speakers, held-out speaker) spoken digits."""
+    train, held_out = [], []
+    for wav in sorted((ASR_DATA / "fsdd" / "recordings").glob("*.wav")):
+        digit, speaker, _ = wav.stem.split("_")
+        clip = Clip(str(wav), DIGITS[int(digit)], f"fsdd-{speaker}")
+        (held_out if speaker == FSDD_HELD_OUT_SPEAKER else train).append(clip)
+    return train, held_out
+
+
+def pocketsphinx_clips() -> list[Clip]:
+    """The LibriVox and cards clips with their sphinx-format references (``<s> text </s> (id)``)."""
+    clips = []
+    for folder, listing in (("librivox", "transcription"), ("cards", "cards.transcription")):
+        base = ASR_DATA / "pocketsphinx" / folder
+        wavs = sorted(base.glob("*.wav"))
+        refs = [line.strip() for line in (base / listing).read_text().splitlines() if line.strip()]
+        for wav, ref in zip(wavs, refs, strict=True):
+            text = ref.replace("<s>", "").replace("</s>", "").rsplit("(", 1)[0]
+            clips.append(Clip(str(wav), normalize(text), f"pocketsphinx-{folder}"))
+    return clips
+
+
+def bot_texts() -> list[str]:
+    """Banking77 and CLINC150 training utterances without digits (a spoken digit has no spelling here)."""
+    import csv
+
+    texts = []
+    with open(DATA / "bot" / "banking77" / "train.csv", newline="", encoding="utf-8") as f:
+        texts += [row["text"] for row in csv.DictReader(f)]
+    clinc = json.loads((DATA / "bot" / "clinc150" / "data_full_no_test.json").read_text())
+    texts += [text for text, _ in clinc["train"]]
+    return [normalize(t) for t in texts if not any(ch.isdigit() for ch in t) and normalize(t)]
+
+
+def synthesize(text: str, voice: str, speed: float, pitch: int) -> tuple[np.ndarray, int]:
+    """Speech for ``text`` from espeak-ng (``espeak:<voice>``) or flite (``flite:<voice>``)."""
+    engine, _, name = voice.partition(":")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
+        if engine == "espeak":
+            cmd = ["espeak-ng", "-v", name, "-s", str(int(165 * speed)), "-p", str(pitch), "-w", out.name, text]
+        else:
+            cmd = ["flite", "-voice", name, "--setf", f"duration_stretch={1 / speed:.2f}", "-t", text, "-o", out.name]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+        return read_wav(out.name)
+
+
+def require_tts() -> None:
+    missing = [tool for tool in ("espeak-ng", "flite") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"training speech needs {' and '.join(missing)}: apt-get install espeak-ng flite")
+
+
+def _augment(audio: np.ndarray, rate: int, speed: float, snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
+    """Speed (and pitch) by relabelling the rate, a random gain, optional white noise at ``snr_db``."""
+    audio = resample(audio, max(1000, int(round(rate * speed))))
+    peak = float(np.abs(audio).max()) or 1.0
+    audio = audio / peak * rng.uniform(0.2, 0.95)
+    if snr_db is not None:
+        power = float(np.mean(audio ** 2)) or 1e-8
+        audio = audio + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(audio)).astype(np.float32)
+    return np.clip(audio, -1, 1).astype(np.float32)
+
+
+def _job(spec: dict[str, Any]) -> tuple[np.ndarray, str] | None:
+    rng = np.random.default_rng(spec["seed"])
+    try:
+        if spec["path"].startswith("tts:"):
+            audio, rate = synthesize(spec["text"], spec["voice"], spec["tts_speed"], spec["pitch"])
+        else:
+            audio, rate = read_wav(spec["path"])
+    except (subprocess.SubprocessError, ValueError):
+        return None
+    audio = _augment(audio, rate, spec["speed"], spec["snr_db"], rng)
+    return features(audio).astype(np.float16), spec["text"]
+
+
+def training_jobs(seed: int = 0, tts_lj: int = 1800, tts_bot: int = 500, tts_digits: int = 500) -> list[dict[str, Any]]:
+    """Every training utterance to render, with its augmentation drawn once (so a build is reproducible)."""
+    rng = np.random.default_rng(seed)
+    lj_train, lj_held_out = lj_clips()
+    fsdd_train, _ = fsdd_clips()
+    held_out_texts = {c.text for c in lj_held_out} | {c.text for c in pocketsphinx_clips()}
+    jobs: list[dict[str, Any]] = []
+
+    def add(path: str, text: str, speed: float, noisy: bool, **tts: Any) -> None:
+        jobs.append({"path": path, "text": text, "speed": speed, "seed": int(rng.integers(2**31)),
+                     "snr_db": float(rng.uniform(10, 40)) if noisy else None, **tts})
+
+    for clip in lj_train:
+        for speed in (0.9, 1.0, 1.1, 1.0):
+            add(clip.path, clip.text, speed, noisy=speed != 1.0 or len(jobs) % 2 == 0)
+    for clip in fsdd_train:
+        add(clip.path, clip.text, 1.0, noisy=False)
+        add(clip.path, clip.text, float(rng.uniform(0.85, 1.15)), noisy=True)
+    texts = rng.permutation(lj_text_corpus(held_out_texts))
+    texts = [t for t in texts if 3 <= len(t.split()) <= 24][:tts_lj]
+    bot = list(rng.permutation(bot_texts()))[:tts_bot]
+    digits = [" ".join(DIGITS[d] for d in rng.integers(0, 10, rng.integers(1, 6))) for _ in range(tts_digits)]
+    for text in [*texts, *bot, *digits]:
+        engine = "espeak" if rng.random() < 0.6 else "flite"
+        voice = (f"espeak:{rng.choice(ESPEAK_VOICES)}{rng.choice(ESPEAK_VARIANTS)}" if engine == "espeak"
+                 else f"flite:{rng.choice(FLITE_VOICES)}")
+        add(f"tts:{voice}", text, float(rng.uniform(0.9, 1.1)), noisy=rng.random() < 0.5,
+            voice=voice, tts_speed=float(rng.uniform(0.8, 1.25)), pitch=int(rng.integers(25, 75)))
+    return jobs
+
+
+def build(cache: Path, seed: int = 0, processes: int = 2, **sizes: int) -> Path:
+    """Render the training set to ``cache/train-<hash>.pkl`` (log-mel float16 + text); reused when present."""
+    require_tts()
+    jobs = training_jobs(seed, **sizes)
+    digest = hashlib.sha256(json.dumps(jobs, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache / f"train-{digest}.pkl"
+    if path.exists():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    with Pool(processes) as pool:
+        rendered = [r for r in pool.imap(_job, jobs, chunksize=16) if r is not None and len(r[0]) > 0]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump({"jobs": len(jobs), "examples": rendered}, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return path
+
+
+def evaluation_sets() -> dict[str, list[Clip]]:
+    _, lj_held_out = lj_clips()
+    _, fsdd_held_out = fsdd_clips()
+    return {"ljspeech_held_out": lj_held_out, f"fsdd_{FSDD_HELD_OUT_SPEAKER}": fsdd_held_out,
+            "pocketsphinx": pocketsphinx_clips()}
+
+
+def load_clip(clip: Clip) -> np.ndarray:
+    return load_audio(clip.path)
+
+
+def lm_corpus() -> list[str]:
+    """Text of the character language model: LJ Speech transcripts (held-out clips excluded), the bot
+    utterances and the digit words. No held-out reference text is in it."""
+    _, lj_held_out = lj_clips()
+    excluded = {c.text for c in lj_held_out} | {c.text for c in pocketsphinx_clips()}
+    return [*lj_text_corpus(excluded), *bot_texts(), *DIGITS]

@@ -1,0 +1,59 @@
+"""The speech model: training checkpoints and resumes, the export streams like the Keras model, and the
+committed model's held-out figures are measured again."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import ARTIFACTS
+from models import asr as asr_model
+from models import asr_data
+
+COMMITTED = ARTIFACTS / "asr"
+SHARED = asr_data.ASR_DATA
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data/asr not present")
+def test_training_stops_at_its_time_budget_and_resumes_where_it_stopped(tmp_path: Path, monkeypatch) -> None:
+    from workers.asr.audio import features, load_audio
+
+    clips = asr_data.fsdd_clips()[0][:24]  # real speech, no TTS needed
+    examples = [(features(load_audio(c.path)).astype(np.float16), c.text) for c in clips]
+    data = tmp_path / "train-tiny.pkl"
+    data.write_bytes(pickle.dumps({"jobs": len(examples), "examples": examples * 8}))
+    monkeypatch.setattr(asr_data, "build", lambda cache, seed=0: data)
+    monkeypatch.setattr(asr_model, "evaluate", lambda out: {"ljspeech_held_out": {"wer": 1.0}})
+    monkeypatch.setattr(asr_data, "lm_corpus", lambda: ["one two three"] * 3)
+    tiny = {"channels": 16, "kernel": 3, "blocks": 1, "hidden": 16, "max_frames": 600, "cache": tmp_path / "cache"}
+    out = tmp_path / "model"
+    assert asr_model.train(out, epochs=2, max_minutes=1e-4, **tiny) is None  # stops after one step
+    history = tmp_path / "cache" / "checkpoints"
+    (run,) = history.iterdir()
+    assert any(p.name.startswith("ckpt") for p in run.iterdir())
+    manifest = asr_model.train(out, epochs=2, **tiny)
+    assert manifest is not None and [h["epoch"] for h in manifest["training"]["history"]] == [0, 1]
+    assert (out / "model.onnx").exists() and (out / "lm.txt.gz").exists()
+    assert max(manifest["export"]["parity_max_abs_diff"].values()) < 1e-3
+    state = manifest["asr"]["state"]
+    assert set(state) == {"cache_in", "cache_0", "state"} and state["state"] == [16]
+
+
+needs_model = pytest.mark.skipif(not (COMMITTED / "model.onnx").exists() or not SHARED.exists(),
+                                 reason="committed ASR model or ../shared/data/asr missing")
+
+
+@needs_model
+def test_committed_model_figures_are_measured_again() -> None:
+    manifest = json.loads((COMMITTED / "manifest.json").read_text())
+    report = asr_model.evaluate(COMMITTED)
+    for name, measured in report.items():
+        recorded = manifest["metrics"][name]
+        assert measured["clips"] == recorded["clips"]
+        assert measured["wer"] == pytest.approx(recorded["wer"], abs=0.01), name
+    assert manifest["lm"]["order"] == asr_model.LM_ORDER and (COMMITTED / "lm.txt.gz").exists()

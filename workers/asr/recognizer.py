@@ -1,0 +1,271 @@
+"""The streaming recognition path: audio chunks of many streams -> batched acoustic model -> CTC decoding
+-> partial and final segments. The worker, ``workers transcribe``, ``workers mic --local`` and the WER
+evaluation all run this code, so what is measured is what is served.
+
+Per stream: a resampler, the log-mel carry-over, frames waiting for an even count, the model's memory
+(convolution caches and GRU state), and the greedy CTC decoder of the current segment. A segment ends
+(a *final*) at end of stream or after ``endpoint_s`` of blank/space output following speech.
+Partials are greedy CTC; a final is re-decoded once with a beam search and the model's character
+language model (``lm.txt.gz``, when the model directory has one).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler
+from workers.asr.lm import CharLM, beam_search
+from workers.asr.text import ALPHABET, BLANK
+from workers.runtime.onnx_model import OnnxModel
+from workers.settings import AsrSettings, OnnxSettings
+
+SPACE = ALPHABET.index(" ") + 1
+TAIL_S = 0.5
+"""Silence fed after end of stream: a causal CTC model emits a character a little after hearing it."""
+
+
+@dataclass(slots=True)
+class Word:
+    word: str
+    start_s: float
+    end_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"word": self.word, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
+
+
+@dataclass(slots=True)
+class Segment:
+    """A recognised stretch of one stream: ``final`` when its endpoint (or the stream's end) was reached."""
+
+    index: int
+    text: str
+    words: list[Word]
+    final: bool
+    start_s: float
+    end_s: float
+    reason: str | None = None  # finals: endpoint, max_segment, end_of_stream
+
+
+@dataclass(slots=True)
+class Decoder:
+    """Greedy CTC over the current segment, with the time of every emitted character."""
+
+    tokens: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    previous: int = BLANK
+    silent_frames: int = 0  # consecutive blank/space frames since the last character
+    log_probs: list[np.ndarray] = field(default_factory=list)  # the segment's frames, for the final's beam search
+    first_time: float | None = None
+
+    def push(self, best: np.ndarray, first_time: float, frame_s: float, log_probs: np.ndarray | None = None) -> None:
+        if log_probs is not None and len(log_probs):
+            self.log_probs.append(log_probs.astype(np.float16))
+            if self.first_time is None:
+                self.first_time = first_time
+        for i, token in enumerate(best.tolist()):
+            if token != self.previous and token != BLANK:
+                if not (token == SPACE and (not self.tokens or self.tokens[-1] == SPACE)):
+                    self.tokens.append(token)
+                    self.times.append(first_time + i * frame_s)
+            self.silent_frames = self.silent_frames + 1 if token in (BLANK, SPACE) else 0
+            self.previous = token
+
+    @property
+    def has_speech(self) -> bool:
+        return any(t != SPACE for t in self.tokens)
+
+    def words(self, frame_s: float) -> list[Word]:
+        words, current, start, end = [], [], 0.0, 0.0
+        for token, t in zip([*self.tokens, SPACE], [*self.times, 0.0], strict=True):
+            if token == SPACE:
+                if current:
+                    words.append(Word("".join(current), start, end + frame_s))
+                current = []
+            else:
+                if not current:
+                    start = t
+                current.append(ALPHABET[token - 1])
+                end = t
+        return words
+
+
+@dataclass(slots=True)
+class Stream:
+    """Everything one audio stream carries between chunks."""
+
+    rate: int
+    resampler: Resampler
+    features: FeatureStream
+    pending: np.ndarray
+    memory: dict[str, np.ndarray]
+    decoder: Decoder = field(default_factory=Decoder)
+    frames_done: int = 0  # model frames (20 ms) consumed
+    segment: int = 0
+    segment_start_s: float = 0.0
+    samples_in: int = 0  # at the stream's own rate
+    ended: bool = False
+
+    @property
+    def audio_s(self) -> float:
+        return self.samples_in / self.rate
+
+
+class AcousticModel:
+    """The exported streaming graph plus what its manifest says about features and state."""
+
+    def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
+        self.onnx = OnnxModel(model_dir, onnx)
+        spec = json.loads((Path(model_dir) / "manifest.json").read_text())["asr"]
+        if spec["sample_rate"] != SAMPLE_RATE or spec["n_mels"] != N_MELS or spec["hop"] != HOP:
+            raise ValueError(f"{model_dir}: the model expects features this front end does not make: {spec}")
+        if spec["alphabet"] != ALPHABET:
+            raise ValueError(f"{model_dir}: alphabet {spec['alphabet']!r} differs from {ALPHABET!r}")
+        self.stack: int = spec["stack"]
+        self.state_shapes = {name: tuple(shape) for name, shape in spec["state"].items()}
+        self.frame_s = self.stack * HOP / SAMPLE_RATE
+        lm_file = Path(model_dir) / "lm.txt.gz"
+        self.lm = CharLM.load(lm_file) if lm_file.exists() else None
+        """The character language model shipped with the acoustic model, for the finals' beam search."""
+
+    @property
+    def version(self) -> str:
+        return self.onnx.version
+
+    def initial_memory(self) -> dict[str, np.ndarray]:
+        return {name: np.zeros(shape, np.float32) for name, shape in self.state_shapes.items()}
+
+    def run(self, memories: list[dict[str, np.ndarray]], frames: np.ndarray) -> np.ndarray:
+        """One batched call: ``frames`` [B, T, n_mels] (T a multiple of ``stack``); updates each memory in
+        place and returns log-probabilities [B, T / stack, vocab]."""
+        feeds = {"features": frames}
+        for name in self.state_shapes:
+            feeds[name] = np.stack([m[name] for m in memories])
+        out = self.onnx.run(feeds)
+        for name in self.state_shapes:
+            nxt = out[f"next_{name}"]
+            for row, memory in enumerate(memories):
+                memory[name] = nxt[row]
+        return out["log_probs"]
+
+    def warmup(self, runs: int) -> None:
+        memories = [self.initial_memory() for _ in range(4)]
+        observer, self.onnx.observer = self.onnx.observer, None
+        try:
+            for _ in range(runs):
+                self.run(memories, np.zeros((4, 16, N_MELS), np.float32))
+        finally:
+            self.onnx.observer = observer
+
+
+class Recognizer:
+    """Streams in, segments out. Not thread-safe: one caller (the engine's batch loop, or a CLI)."""
+
+    def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
+                 lm: CharLM | None = None, beam: int = 8, lm_weight: float = 0.8, lm_bonus: float = 1.5) -> None:
+        self.model = model
+        self.endpoint_frames = max(1, round(endpoint_s / model.frame_s))
+        self.max_segment_s = max_segment_s
+        self.lm = lm if beam > 0 else None
+        self.beam, self.lm_weight, self.lm_bonus = beam, lm_weight, lm_bonus
+
+    @classmethod
+    def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
+        return cls(model, settings.endpoint_s, settings.max_segment_s, model.lm, settings.beam, settings.lm_weight,
+                   settings.lm_bonus)
+
+    def new_stream(self, rate: int) -> Stream:
+        return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
+                      self.model.initial_memory())
+
+    def accept(self, streams: list[Stream], chunks: list[np.ndarray], ends: list[bool]) -> list[list[Segment]]:
+        """Feed one chunk (float samples at the stream's rate; may be empty) per stream, all in one batch.
+        Returns per stream the segments to report: the partial of the open segment, and finals."""
+        stack = self.model.stack
+        ready: list[np.ndarray] = []
+        for stream, chunk, end in zip(streams, chunks, ends, strict=True):
+            stream.samples_in += len(chunk)
+            frames = stream.features.push(stream.resampler.push(chunk))
+            if end:
+                frames = np.concatenate([frames, stream.features.push(np.zeros(int(TAIL_S * SAMPLE_RATE), np.float32))])
+            frames = np.concatenate([stream.pending, frames]) if len(stream.pending) else frames
+            if end and len(frames) % stack:
+                frames = np.concatenate([frames, frames[-1:]])  # complete the last model frame
+            usable = len(frames) - len(frames) % stack
+            stream.pending = frames[usable:]
+            ready.append(frames[:usable])
+        log_probs: list[np.ndarray | None] = [None] * len(streams)
+        by_length: dict[int, list[int]] = {}
+        for i, frames in enumerate(ready):
+            if len(frames):
+                by_length.setdefault(len(frames), []).append(i)
+        for length, rows in by_length.items():  # real-time clients send equal chunks: usually one call
+            out = self.model.run([streams[i].memory for i in rows], np.stack([ready[i] for i in rows]))
+            for row, i in enumerate(rows):
+                log_probs[i] = out[row]
+        return [self._decode(stream, lp, end) for stream, lp, end in zip(streams, log_probs, ends, strict=True)]
+
+    def _decode(self, stream: Stream, log_probs: np.ndarray | None, end: bool) -> list[Segment]:
+        frame_s = self.model.frame_s
+        segments: list[Segment] = []
+        if log_probs is not None:
+            best = log_probs.argmax(-1)
+            start = 0
+            while start < len(best):
+                stop = self._endpoint(stream.decoder, best, start)
+                stream.decoder.push(best[start:stop], (stream.frames_done + start) * frame_s, frame_s,
+                                    log_probs[start:stop] if self.lm is not None else None)
+                position = (stream.frames_done + stop) * frame_s
+                speech = stream.decoder.has_speech
+                if speech and stream.decoder.silent_frames >= self.endpoint_frames:
+                    segments.append(self._close(stream, position, "endpoint"))
+                elif speech and position - stream.segment_start_s >= self.max_segment_s:
+                    segments.append(self._close(stream, position, "max_segment"))
+                elif not speech and stream.decoder.silent_frames >= self.endpoint_frames:
+                    stream.segment_start_s = position  # silence before speech is no segment of its own
+                start = stop
+            stream.frames_done += len(best)
+        if end:
+            stream.ended = True
+            if stream.decoder.has_speech or not segments:
+                segments.append(self._close(stream, stream.frames_done * frame_s, "end_of_stream"))
+        elif stream.decoder.has_speech or not segments:  # a partial per chunk, empty before any speech
+            segments.append(self._segment(stream, final=False, end_s=stream.frames_done * frame_s))
+        return segments
+
+    def _endpoint(self, decoder: Decoder, best: np.ndarray, start: int) -> int:
+        """Index just past the frame where the open segment reaches its endpoint (``endpoint_s`` of blanks
+        or spaces after speech), else ``len(best)``."""
+        silent, speech = decoder.silent_frames, decoder.has_speech
+        for i in range(start, len(best)):
+            if best[i] == BLANK or best[i] == SPACE:
+                silent += 1
+                if speech and silent >= self.endpoint_frames:
+                    return i + 1
+            else:
+                silent, speech = 0, True
+        return len(best)
+
+    def _segment(self, stream: Stream, final: bool, end_s: float) -> Segment:
+        words = stream.decoder.words(self.model.frame_s)
+        return Segment(stream.segment, " ".join(w.word for w in words), words, final, stream.segment_start_s, end_s)
+
+    def _close(self, stream: Stream, end_s: float, reason: str) -> Segment:
+        decoder = stream.decoder
+        if self.lm is not None and decoder.log_probs and decoder.has_speech:
+            text, frames = beam_search(np.concatenate(decoder.log_probs).astype(np.float32), self.lm, self.beam,
+                                       self.lm_weight, self.lm_bonus)
+            start = decoder.first_time or 0.0
+            decoder.tokens = [ALPHABET.index(c) + 1 for c in text]
+            decoder.times = [start + f * self.model.frame_s for f in frames]
+        segment = self._segment(stream, final=True, end_s=end_s)
+        segment.reason = reason
+        stream.segment += 1
+        stream.segment_start_s = end_s
+        stream.decoder = Decoder()
+        return segment

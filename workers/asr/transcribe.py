@@ -1,0 +1,55 @@
+"""``workers transcribe``: files through the worker's streaming path (chunks, batching, endpointing),
+without Kafka. Up to ``batch`` files go in lockstep, as concurrent streams do in the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.asr.audio import read_audio
+from workers.asr.recognizer import Recognizer, Segment
+
+CHUNK_S = 0.16
+
+
+@dataclass
+class _File:
+    path: str
+    audio: np.ndarray
+    rate: int
+    position: int = 0
+    finals: list[Segment] = field(default_factory=list)
+
+
+def transcribe(paths: Iterable[str | Path], recognizer: Recognizer, chunk_s: float = CHUNK_S,
+               batch: int = 32) -> Iterator[dict[str, Any]]:
+    """One result per file, in order: ``file``, ``text`` (the finals joined), ``segments``, ``audio_s``."""
+    pending = list(paths)
+    for start in range(0, len(pending), batch):
+        files = []
+        for path in pending[start:start + batch]:
+            audio, rate = read_audio(path)
+            files.append(_File(str(path), audio, rate))
+        streams = [recognizer.new_stream(f.rate) for f in files]
+        active = list(range(len(files)))
+        while active:
+            chunks, ends = [], []
+            for i in active:
+                f = files[i]
+                step = max(1, int(round(chunk_s * f.rate)))
+                chunks.append(f.audio[f.position:f.position + step])
+                f.position += step
+                ends.append(f.position >= len(f.audio))
+            produced = recognizer.accept([streams[i] for i in active], chunks, ends)
+            for i, segments in zip(active, produced, strict=True):
+                files[i].finals += [s for s in segments if s.final and s.text]
+            active = [i for i, end in zip(active, ends, strict=True) if not end]
+        for f in files:
+            yield {"file": f.path, "text": " ".join(s.text for s in f.finals),
+                   "segments": [{"text": s.text, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
+                                 "words": [w.as_dict() for w in s.words]} for s in f.finals],
+                   "audio_s": round(len(f.audio) / f.rate, 3)}
