@@ -109,7 +109,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     if args.current:
         current = _settings(args)
         print(json.dumps({"kafka": current.kafka.redacted(), "engine": current.engine.model_dump(),
-                          "onnx": current.onnx.model_dump()}, indent=2))
+                          "onnx": current.onnx.model_dump(), "asr": current.asr.model_dump()}, indent=2))
     else:
         print(describe_settings())
     return 0
@@ -133,11 +133,77 @@ def cmd_train(args: argparse.Namespace) -> int:
             manifest = clicks.train_baseline(Path(args.events), out)
         else:
             manifest = clicks.train(Path(args.events), out, epochs=args.epochs or 30)
+    elif args.model == "asr":
+        from models import asr
+
+        manifest = asr.train(out, epochs=args.epochs or asr.EPOCHS, max_minutes=args.max_minutes)
+        if manifest is None:
+            print("stopped at --max-minutes; run the same command again to resume from the checkpoint", file=sys.stderr)
+            return 3
     else:
         from models import bot
 
         manifest = bot.train(Path(args.data) if args.data else bot.DEFAULT_DATA, out, epochs=args.epochs or 6)
     print(json.dumps(manifest["metrics"]))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """WER of the ASR model on the held-out real speech, through the streaming path."""
+    logging.basicConfig(level="WARNING")
+    from models import ARTIFACTS, asr
+
+    report = asr.evaluate(Path(args.model_dir) if args.model_dir else ARTIFACTS / "asr", args.set or None)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _recognizer(args: argparse.Namespace) -> Any:
+    from models import ARTIFACTS
+    from workers.asr.recognizer import AcousticModel, Recognizer
+
+    settings = _settings(args)
+    model = AcousticModel(Path(args.model) if args.model else ARTIFACTS / "asr", settings.onnx)
+    return Recognizer.from_settings(model, settings.asr)
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    """WAV files through the worker's streaming path, one JSON line each."""
+    logging.basicConfig(level="WARNING")
+    from workers.asr.transcribe import transcribe
+
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise SystemExit(f"no such file: {', '.join(missing)}")
+    for result in transcribe(args.files, _recognizer(args), chunk_s=args.chunk_ms / 1000):
+        if not args.words:
+            result.pop("segments")
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+def cmd_mic(args: argparse.Namespace) -> int:
+    """Stream the microphone (or a WAV file in real time) to the asr worker; show the transcript."""
+    logging.basicConfig(level="WARNING")
+    from workers.asr import live
+
+    kafka = _settings(args).kafka
+    if args.wav:
+        rate, chunks = live.wav_chunks(args.wav, args.chunk_ms / 1000, realtime=not args.fast)
+    else:
+        rate, chunks = args.rate, live.microphone_chunks(args.rate, args.chunk_ms / 1000, args.device)
+        print("listening; Ctrl-C ends the stream", file=sys.stderr)
+    live.run_mic(kafka, chunks, rate, args.stream_id)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """N concurrent real-time ASR streams through the broker; partial/final latency."""
+    logging.basicConfig(level="WARNING")
+    from workers.asr import live
+
+    report = live.replay(_settings(args).kafka, args.files, args.streams, args.seconds, args.chunk_ms / 1000)
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -294,14 +360,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("train", help="train a model and export it to ONNX with a parity check")
-    p.add_argument("model", choices=["digits", "bot", "clicks"])
+    p.add_argument("model", choices=["digits", "bot", "clicks", "asr"])
     p.add_argument("--out", metavar="DIR", help="artifact directory (default: the committed one)")
     p.add_argument("--data", metavar="DIR", help="bot: folder with banking77/ and clinc150/ (default ../shared/data/bot)")
     p.add_argument("--events", metavar="FILE", help="clicks: event log to train on (TSV/CSV/JSONL)")
     p.add_argument("--model", dest="kind", choices=["gru", "baseline"], default="gru",
                    help="clicks: the GRU session model (default) or the successor-count baseline")
-    p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping)")
+    p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping, asr: 30)")
+    p.add_argument("--max-minutes", type=float, help="asr: stop (checkpointed) after this long; the same command resumes")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="ASR word error rate on held-out real speech (LJ Speech, FSDD, pocketsphinx)")
+    p.add_argument("model", choices=["asr"])
+    p.add_argument("--model", dest="model_dir", metavar="DIR", help="model directory (default: the committed one)")
+    p.add_argument("--set", action="append", help="only these sets (ljspeech_held_out, fsdd_jackson, pocketsphinx)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = with_config(sub.add_parser("transcribe", help="WAV files (any rate) through the ASR streaming path, no Kafka; "
+                                   "one JSON line per file"))
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--model", metavar="DIR", help="model directory (default: the committed one)")
+    p.add_argument("--chunk-ms", type=float, default=160, help="chunk size fed to the stream")
+    p.add_argument("--words", action="store_true", help="also print segments with word timings")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = with_config(sub.add_parser("mic", help="stream the microphone (or --wav FILE) to the asr worker; "
+                                   "partial text updates in place, finals on new lines"))
+    p.add_argument("--wav", metavar="FILE", help="stream this file in real time instead of the microphone")
+    p.add_argument("--fast", action="store_true", help="with --wav: send as fast as possible, not in real time")
+    p.add_argument("--rate", type=int, default=16000, help="capture sample rate")
+    p.add_argument("--chunk-ms", type=float, default=100, help="audio per chunk")
+    p.add_argument("--device", help="sounddevice input device (name or index)")
+    p.add_argument("--stream-id", help="stream id (record key); default mic-<random>")
+    p.set_defaults(func=cmd_mic)
+
+    p = with_config(sub.add_parser("replay", help="load generator: N concurrent real-time streams; latency report"))
+    p.add_argument("workload", choices=["asr"])
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--streams", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=30.0, help="how long to keep the streams going")
+    p.add_argument("--chunk-ms", type=float, default=160)
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("bench", help="benchmark a worker against plain TensorFlow consumer loops through a broker",
                        description="Runs ours, baseline_predict (model.predict per message) and baseline_tf_function "

@@ -1,4 +1,4 @@
-"""``workers demo``: embedded broker + every worker + sample traffic, with results and metrics on screen."""
+"""``workers demo``: embedded broker + every worker + sample traffic (speech included), with results and metrics on screen."""
 
 from __future__ import annotations
 
@@ -47,13 +47,15 @@ class Workload:
     input_topic: str
     output_topic: str
     make: Callable[[int], tuple[OutgoingRecord, str | None]]  # i -> (record, expected id or None if malformed)
-    show: Callable[[dict[str, Any], dict[str, str]], tuple[str, bool]]  # result, expectations -> (line, correct)
+    show: Callable[[dict[str, Any], dict[str, str]], tuple[str, bool]]  # result, expectations -> (line or "", correct)
     expected: dict[str, str] = field(default_factory=dict)
     results: int = 0
     correct: int = 0
     dead: int = 0
     latencies: list[float] = field(default_factory=list)
     metrics_port: int = 0
+    answers: Callable[[dict[str, Any]], int] = lambda result: 1
+    """How many inputs a result answers (a speech final mid-stream comes beside the chunk's partial)."""
 
     @property
     def dlq_topic(self) -> str:
@@ -147,6 +149,50 @@ def clicks_workload() -> Workload:
     return workload
 
 
+def speech_workload(rate: float) -> Workload:
+    """Sample WAVs streamed in real time (one chunk per message, 1/rate s of audio), one stream per file."""
+    from workers.asr.audio import float_to_pcm16, read_audio
+    from workers.asr.protocol import chunk_headers
+
+    samples = sorted((Path(__file__).parent / "asr" / "samples").glob("*.wav"))
+    truth = {"LJ001-0006": "and it is worth mention in passing that as an example of fine typography",
+             "librivox-0880": "he was not an ill disposed young man"}
+    clips = [(p.stem, *read_audio(p)) for p in samples]
+    cursor = {"clip": 0, "position": 0, "seq": 0, "stream": 0}
+    workload: Workload
+
+    def make(i: int) -> tuple[OutgoingRecord, str | None]:
+        if i % MALFORMED_EVERY == MALFORMED_EVERY - 1:
+            return OutgoingRecord("asr.audio", b"\x01\x02\x03", b"broken", chunk_headers(0, 16000)), None
+        name, audio, sample_rate = clips[cursor["clip"]]
+        stream = f"talk-{cursor['stream']}-{name}"
+        step = max(1, int(sample_rate / rate))
+        chunk = audio[cursor["position"]:cursor["position"] + step]
+        end = cursor["position"] + step >= len(audio)
+        record = OutgoingRecord("asr.audio", float_to_pcm16(chunk), stream.encode(),
+                                chunk_headers(cursor["seq"], sample_rate, end))
+        workload.expected[stream] = truth.get(name, "?")
+        cursor["position"], cursor["seq"] = cursor["position"] + step, cursor["seq"] + 1
+        if end:
+            cursor.update(clip=(cursor["clip"] + 1) % len(clips), position=0, seq=0, stream=cursor["stream"] + 1)
+        return record, stream
+
+    shown: dict[str, str] = {}
+
+    def show(result: dict[str, Any], expected: dict[str, str]) -> tuple[str, bool]:
+        if result["type"] == "partial" and shown.get(result["stream_id"]) == result["text"]:
+            return "", True  # an unchanged partial is not worth a line
+        shown[result["stream_id"]] = result["text"]
+        if result["type"] == "final":
+            return (f"{result['stream_id'][:22]:<22} FINAL \"{result['text']}\"\n"
+                    f"{'':<32}said  \"{expected.get(result['stream_id'], '?')}\""), True
+        return f"{result['stream_id'][:22]:<22} #{result['seq']:<3} {result['text'][-70:]}", True
+
+    workload = Workload("asr", "speech recognition", "asr.audio", "asr.transcripts", make, show,
+                        answers=lambda r: int(r["type"] == "partial" or r.get("end_of_stream", False)))
+    return workload
+
+
 def wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], what: str, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -183,7 +229,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_demo(duration_s: float, rate: float, client: str, metrics_port: int) -> int:
-    workloads = [digits_workload(), chat_workload(), clicks_workload()]
+    workloads = [digits_workload(), chat_workload(), clicks_workload(), speech_workload(rate)]
     workdir = Path(tempfile.mkdtemp(prefix="workers-demo-"))
     broker = EmbeddedBroker(port=free_port()).start()
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, client=client)
@@ -262,11 +308,12 @@ def _run_traffic_and_show(kafka: KafkaSettings, workloads: list[Workload], rate:
             else:
                 result = json.loads(record.value or b"{}")
                 line, ok = w.show(result, w.expected)
-                w.results += 1
+                w.results += w.answers(result)
                 w.correct += ok
                 latency = result["latency"].get("event_to_result_ms", float("nan"))
                 w.latencies.append(latency)
-                print(f"  [{w.worker:<6}] {line}  {latency:5.1f} ms")
+                if line:
+                    print(f"  [{w.worker:<6}] {line}  {latency:5.1f} ms")
             if not sender.is_alive() and all(w.results + w.dead >= sent[w.worker] for w in workloads):
                 break
     except KeyboardInterrupt:

@@ -59,3 +59,11 @@ MODEL_INFO = Gauge(
 MODEL_RELOADS = Counter(
     "workers_model_reloads_total", "Model versions loaded while serving (hot reload), by outcome.", ["worker", "outcome"]
 )
+ASR_CHUNKS = Counter(
+    "workers_asr_chunks_total", "Audio chunks by what the stream made of them (accepted, duplicate, gap_filled).",
+    ["worker", "outcome"],
+)
+ASR_AUDIO = Counter("workers_asr_audio_seconds_total", "Seconds of audio recognised.", ["worker"])
+ASR_SEGMENTS = Counter(
+    "workers_asr_segments_total", "Final segments emitted, by why they ended.", ["worker", "reason"]
+)

@@ -14,6 +14,7 @@ _CLASSES = {
     "tensor": "workers.tensor.handler:TensorHandler",
     "bot": "workers.bot.handler:BotHandler",
     "clicks": "workers.clicks.handler:ClicksHandler",
+    "asr": "workers.asr.handler:AsrHandler",
 }
 """Name -> handler class, imported only when asked for (a worker loads only its own dependencies)."""
 
@@ -40,6 +41,7 @@ def _with_settings(name: str) -> Callable[[Path | None, Settings], Handler]:
 
 WORKERS: dict[str, Callable[[Path | None, Settings], Handler]] = {
     "tensor": _tensor, "bot": _with_settings("bot"), "clicks": _with_settings("clicks"),
+    "asr": _with_settings("asr"),
 }
 """Name -> factory(model_dir or None for the committed default, settings)."""
 
@@ -47,6 +49,7 @@ DESCRIPTIONS = {
     "tensor": "any ONNX model, JSON tensors in and out (default: the digits classifier)",
     "bot": "customer-service chat: chat.messages -> chat.replies (intent, confidence, reply, handoff)",
     "clicks": "behaviour prediction: clicks.events -> clicks.predictions (next items, purchase probability)",
+    "asr": "streaming speech recognition: asr.audio (PCM16 chunks) -> asr.transcripts (partials, finals)",
 }
 
 

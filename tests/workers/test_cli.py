@@ -38,7 +38,8 @@ def test_demo_shows_results_dlq_and_metrics_then_exits_cleanly() -> None:
     assert "DLQ invalid_json" in out and "[bot   ] DLQ missing_field" in out
     assert "workers_messages_out_total" in out and "workers_model_info" in out
     assert "[clicks] DLQ unknown_event_type" in out and "buy p=" in out
-    assert "workers drained and exited with codes [0, 0, 0]" in out
+    assert "[asr   ] DLQ bad_audio" in out and "[asr   ] talk-0-" in out
+    assert "workers drained and exited with codes [0, 0, 0, 0]" in out
 
 
 @pytest.mark.integration

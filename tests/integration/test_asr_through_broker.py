@@ -1,0 +1,67 @@
+"""Speech end to end through the real broker: a WAV file streamed as PCM16 chunks (``workers mic --wav``)
+yields partials, then a final equal to ``workers transcribe`` on the same file; two streams interleave;
+bad chunks land in the DLQ with their reason and original bytes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, collect
+from workers.asr.audio import float_to_pcm16
+from workers.asr.live import run_mic, wav_chunks
+from workers.asr.protocol import chunk_headers
+from workers.client import send
+from workers.transport.records import OutgoingRecord
+
+pytestmark = pytest.mark.integration
+SHARED = REPO.parent / "shared" / "data" / "asr"
+FILES = [SHARED / "pocketsphinx" / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav",
+         SHARED / "fsdd" / "recordings" / "7_jackson_3.wav"]  # 16 kHz and 8 kHz (resampled by the worker)
+
+
+def transcribe(paths: list[Path]) -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "workers", "transcribe", *map(str, paths)], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return {Path(line["file"]).name: line["text"] for line in map(json.loads, out.splitlines())}
+
+
+@pytest.mark.skipif(not FILES[0].exists(), reason="../shared/data/asr not present")
+def test_a_streamed_wav_yields_partials_then_the_final_transcribe_gives(kafka, topics, start_worker) -> None:
+    start_worker("asr", kafka, topics)
+    expected = transcribe(FILES)
+    for path in FILES:
+        seen: list[dict] = []
+        rate, chunks = wav_chunks(path, 0.1, realtime=False)
+        finals = run_mic(kafka, chunks, rate, stream_id=f"wav-{path.stem}", out=open("/dev/null", "w"),
+                         topics=(topics["input"], topics["output"]), on_result=seen.append, final_timeout_s=60)
+        partials = [r for r in seen if r["type"] == "partial"]
+        assert len(partials) >= 5 and seen[-1]["type"] == "final" and seen[-1]["end_of_stream"]
+        assert [r["seq"] for r in partials] == sorted(r["seq"] for r in partials)
+        assert " ".join(f["text"] for f in finals) == expected[path.name]
+        assert all(r["latency"]["event_to_result_ms"] >= 0 for r in seen)
+
+
+def test_bad_chunks_are_dead_lettered_and_streams_go_on(kafka, topics, start_worker) -> None:
+    worker = start_worker("asr", kafka, topics)
+    pcm = float_to_pcm16(np.zeros(1600, np.float32))
+    records = [
+        OutgoingRecord(topics["input"], pcm, b"s1", chunk_headers(0, 16000)),
+        OutgoingRecord(topics["input"], b"\x01\x02\x03", b"s1", chunk_headers(1, 16000)),  # odd bytes
+        OutgoingRecord(topics["input"], pcm, b"s1", [("seq", b"1")]),  # no sample_rate
+        OutgoingRecord(topics["input"], pcm, b"s1", chunk_headers(1, 44100)),  # rate changed mid-stream
+        OutgoingRecord(topics["input"], pcm, b"s1", chunk_headers(1, 16000, end=True)),
+    ]
+    send(kafka, records)
+    dlq = collect(kafka, [topics["dlq"]], until=lambda r: len(r) >= 3, timeout_s=60)
+    reasons = sorted(dict(r.headers)["dlq.reason"].decode() for r in dlq)
+    assert reasons == ["bad_audio", "missing_header", "rate_changed"]
+    assert b"\x01\x02\x03" in {r.value for r in dlq}  # the original bytes
+    out = collect(kafka, [topics["output"]], until=lambda r: any(b'"final"' in x.value for x in r), timeout_s=60)
+    assert [json.loads(r.value)["type"] for r in out] == ["partial", "final"]
+    assert worker.metric("workers_messages_dlq_total", reason="rate_changed") == 1

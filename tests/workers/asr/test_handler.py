@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from models import ARTIFACTS
+from workers.asr.audio import float_to_pcm16
+from workers.asr.handler import AsrHandler
+from workers.asr.protocol import chunk_headers, parse_chunk
+from workers.engine.handler import InvalidMessage, Pending
+from workers.settings import load_settings
+from workers.transport.records import Record
+
+CHUNK = float_to_pcm16(np.random.default_rng(0).normal(0, 0.05, 2560).astype(np.float32))  # 160 ms
+
+
+@pytest.fixture
+def handler() -> AsrHandler:
+    return AsrHandler(ARTIFACTS / "asr", load_settings(asr={"max_streams": 2}))
+
+
+def chunk(stream: str, seq: int, rate: int = 16000, end: bool = False, pcm: bytes = CHUNK) -> Pending:
+    record = Record("asr.audio", 0, seq, stream.encode(), pcm, chunk_headers(seq, rate, end))
+    return Pending(record, stream, parse_chunk(record, 2.0))
+
+
+def results(outcome) -> list[dict]:
+    assert not isinstance(outcome, InvalidMessage), outcome
+    return [json.loads(r.value) for r in outcome]
+
+
+def test_every_chunk_gets_a_partial_and_the_end_a_final(handler: AsrHandler) -> None:
+    for seq in range(3):
+        (partial,) = results(handler.process([chunk("a", seq)])[0])
+        assert partial["type"] == "partial" and partial["seq"] == seq and "latency" in partial
+    produced = results(handler.process([chunk("a", 3, end=True)])[0])
+    assert produced[-1]["type"] == "final" and produced[-1]["end_of_stream"] is True
+    assert produced[-1]["audio_s"] == pytest.approx(4 * 0.16)
+    assert "a" not in handler.streams
+
+
+def test_streams_in_one_batch_share_one_model_call(handler: AsrHandler) -> None:
+    calls = []
+    run = handler.acoustic.run
+    handler.acoustic.run = lambda memories, frames: calls.append(len(memories)) or run(memories, frames)
+    outcomes = handler.process([chunk("a", 0), chunk("b", 0)])
+    assert calls == [2] and all(results(o)[0]["type"] == "partial" for o in outcomes)
+
+
+def test_duplicates_are_skipped_and_gaps_are_filled_with_silence(handler: AsrHandler) -> None:
+    handler.process([chunk("a", 0)])
+    handler.process([chunk("a", 1)])
+    assert handler.process([chunk("a", 1)]) == [[]]  # redelivered: no second result
+    (late,) = results(handler.process([chunk("a", 4)])[0])  # 2 and 3 never came
+    assert late["gap_chunks"] == 2 and late["audio_s"] == pytest.approx(5 * 0.16)  # stream time counts the gap
+
+
+def test_refusals_rate_change_stream_cap_and_chunks_after_the_end(handler: AsrHandler) -> None:
+    handler.process([chunk("a", 0)])
+    refused = handler.process([chunk("a", 1, rate=8000)])[0]
+    assert isinstance(refused, InvalidMessage) and refused.code == "rate_changed"
+    handler.process([chunk("b", 0)])
+    refused = handler.process([chunk("c", 0)])[0]
+    assert isinstance(refused, InvalidMessage) and refused.code == "too_many_streams"
+    handler.process([chunk("b", 1, end=True)])
+    assert handler.process([chunk("b", 1)]) == [[]]  # a late duplicate of the ended stream
+    refused = handler.process([chunk("b", 2)])[0]
+    assert isinstance(refused, InvalidMessage) and refused.code == "stream_ended"
+    assert results(handler.process([chunk("b", 0)])[0])[0]["type"] == "partial"  # seq 0 starts it again
+
+
+def test_a_stream_met_mid_way_resumes_with_fresh_state(handler: AsrHandler) -> None:
+    (partial,) = results(handler.process([chunk("z", 7)])[0])
+    assert partial["resumed"] is True and partial["seq"] == 7
+
+
+def test_a_stream_reaching_its_duration_bound_is_finalised() -> None:
+    handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"max_stream_s": 0.3}))
+    handler.process([chunk("a", 0)])
+    produced = results(handler.process([chunk("a", 1)])[0])
+    assert produced[-1]["type"] == "final" and produced[-1]["reason"] == "max_duration"
+    refused = handler.process([chunk("a", 2)])[0]
+    assert isinstance(refused, InvalidMessage) and refused.code == "stream_ended"

@@ -1,0 +1,167 @@
+"""Speech recognition worker: ``asr.audio`` (PCM16 chunks, protocol asr/1) -> ``asr.transcripts``.
+
+Transcript (key = stream id)::
+
+    {"stream_id": "mic-1", "seq": 17, "type": "partial" | "final", "segment": 0, "text": "ten of clubs",
+     "words": [{"word": "ten", "start_s": 0.42, "end_s": 0.6}, ...], "start_s": 0.0, "end_s": 1.8,
+     "audio_s": 1.8, "reason": "endpoint", "end_of_stream": false, "model_version": "...",
+     "latency": {"event_to_result_ms": ..., "received_to_result_ms": ..., "inference_ms": ...}}
+
+One chunk per stream per batch (chunks of a stream are applied in order); the chunks of all streams in a
+batch go through the acoustic model in one call. Each chunk yields the partial of the open segment, and
+a final whenever a segment ends (endpoint, segment too long, end of stream). A duplicate chunk (``seq``
+already seen, e.g. redelivered after a restart) is skipped; a gap is filled with silence and reported
+(``gap_chunks``); a stream whose state is gone (restart, rebalance, expiry) resumes with fresh state
+from the chunk that arrives (``resumed: true``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workers import metrics
+from workers.asr.audio import pcm16_to_float
+from workers.asr.protocol import Chunk, parse_chunk
+from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
+from workers.engine.codec import encode_json
+from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
+from workers.settings import Settings
+from workers.transport.records import Record
+
+MAX_GAP_FILL_S = 5.0
+ENDED_STREAMS_REMEMBERED = 10_000
+
+
+@dataclass(slots=True)
+class StreamState:
+    stream: Stream
+    next_seq: int
+    resumed: bool
+
+
+class AsrHandler(StatefulHandler[Chunk]):
+    name = "asr"
+    input_topic = "asr.audio"
+    output_topic = "asr.transcripts"
+    one_per_key = True
+    state_belongs_to_model = True  # caches and GRU state of one model version mean nothing to another
+
+    def __init__(self, model_dir: str | Path, settings: Settings) -> None:
+        self.settings = settings.asr
+        self.acoustic = AcousticModel(model_dir, settings.onnx)
+        self.model = self.acoustic.onnx
+        self.recognizer = Recognizer.from_settings(self.acoustic, self.settings)
+        self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
+        self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
+        self._chunks = {o: metrics.ASR_CHUNKS.labels(worker=self.name, outcome=o)
+                        for o in ("accepted", "duplicate", "gap_filled")}
+        self._audio = metrics.ASR_AUDIO.labels(worker=self.name)
+
+    @staticmethod
+    def _no_factory() -> StreamState:
+        raise AssertionError("streams are created with put(), never on lookup")
+
+    @property
+    def version(self) -> str:
+        return self.acoustic.version
+
+    def warmup(self, runs: int) -> None:
+        self.acoustic.warmup(runs)
+
+    def decode(self, record: Record) -> tuple[str, Chunk]:
+        chunk = parse_chunk(record, self.settings.max_chunk_s)
+        return chunk.stream_id, chunk
+
+    def _admit(self, item: Pending[Chunk]) -> tuple[StreamState, np.ndarray, bool, int] | InvalidMessage | None:
+        """(stream state, audio to feed, whether the stream ends, chunks missing before it), None for a
+        duplicate, or why the chunk is refused."""
+        chunk = item.value
+        state: StreamState | None = self.streams.lookup(chunk.stream_id, item.record.partition)
+        if state is None or chunk.seq == 0 and state.next_seq > 0:
+            last = self.ended.get(chunk.stream_id)
+            if chunk.seq > 0 and last is not None:
+                if chunk.seq <= last:
+                    self._chunks["duplicate"].inc()
+                    return None
+                return InvalidMessage("stream_ended", f"stream {chunk.stream_id!r} ended at seq {last}; "
+                                      "send seq 0 to start it again")
+            if state is None and len(self.streams) >= self.settings.max_streams:
+                return InvalidMessage("too_many_streams", f"{len(self.streams)} streams open (max_streams)")
+            self.ended.pop(chunk.stream_id, None)
+            state = StreamState(self.recognizer.new_stream(chunk.sample_rate), chunk.seq, resumed=chunk.seq > 0)
+            self.streams.put(chunk.stream_id, item.record.partition, state)
+        if chunk.sample_rate != state.stream.rate:
+            return InvalidMessage("rate_changed", f"sample_rate {chunk.sample_rate} Hz; the stream started at "
+                                  f"{state.stream.rate} Hz")
+        if chunk.seq < state.next_seq:
+            self._chunks["duplicate"].inc()
+            return None
+        audio = pcm16_to_float(chunk.pcm)
+        gap = chunk.seq - state.next_seq
+        if gap:
+            per_chunk = max(chunk.samples, 1)
+            silence = np.zeros(min(gap * per_chunk, int(MAX_GAP_FILL_S * chunk.sample_rate)), np.float32)
+            audio = np.concatenate([silence, audio])
+            self._chunks["gap_filled"].inc(gap)
+        self._chunks["accepted"].inc()
+        state.next_seq = chunk.seq + 1
+        end = chunk.end or state.stream.audio_s + len(audio) / chunk.sample_rate >= self.settings.max_stream_s
+        return state, audio, end, gap
+
+    def process(self, batch: list[Pending[Chunk]]) -> list[Outcome]:
+        outcomes: list[Outcome] = [[] for _ in batch]
+        admitted: list[tuple[int, StreamState, np.ndarray, bool, int]] = []
+        for i, item in enumerate(batch):
+            verdict = self._admit(item)
+            if isinstance(verdict, InvalidMessage):
+                outcomes[i] = verdict
+            elif verdict is not None:
+                admitted.append((i, *verdict))
+        if not admitted:
+            return outcomes
+        segments = self.recognizer.accept([a[1].stream for a in admitted], [a[2] for a in admitted],
+                                          [a[3] for a in admitted])
+        inference_s = self.model.last_run_s
+        for (i, state, audio, end, gap), produced in zip(admitted, segments, strict=True):
+            item = batch[i]
+            self._audio.inc(len(audio) / state.stream.rate)
+            results = []
+            if end and not item.value.end and produced:
+                produced[-1].reason = "max_duration"  # the stream hit max_stream_s, not its own end
+            for n, segment in enumerate(produced):
+                if segment.final:
+                    metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
+                results.append(Result(encode_json(self._result(item, state, segment, end and n == len(produced) - 1,
+                                                                inference_s, gap)),
+                                      item.value.stream_id.encode()))
+            if end:
+                self.streams.pop(item.value.stream_id)
+                self.ended[item.value.stream_id] = item.value.seq
+                while len(self.ended) > ENDED_STREAMS_REMEMBERED:
+                    self.ended.popitem(last=False)
+            outcomes[i] = results
+        self.report_state()
+        return outcomes
+
+    def _result(self, item: Pending[Chunk], state: StreamState, segment: Segment, end: bool, inference_s: float,
+                gap: int) -> dict:
+        """``end``: this is the stream's last result."""
+        chunk = item.value
+        result = {
+            "stream_id": chunk.stream_id, "seq": chunk.seq, "type": "final" if segment.final else "partial",
+            "segment": segment.index, "text": segment.text, "words": [w.as_dict() for w in segment.words],
+            "start_s": round(segment.start_s, 3), "end_s": round(segment.end_s, 3),
+            "audio_s": round(state.stream.audio_s, 3), "end_of_stream": end,
+            "model_version": self.version, "latency": item.latency_fields(inference_s),
+        }
+        if segment.final:
+            result["reason"] = segment.reason
+        if gap:
+            result["gap_chunks"] = gap
+        if state.resumed:
+            result["resumed"] = True
+        return result
