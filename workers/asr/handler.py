@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from workers import metrics
-from workers.asr.audio import pcm16_to_float
+from workers.asr.audio import Resampler, pcm16_to_float
 from workers.asr.protocol import Chunk, parse_chunk
 from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
 from workers.engine.codec import encode_json
@@ -71,6 +71,7 @@ class AsrHandler(StatefulHandler[Chunk]):
 
     def warmup(self, runs: int) -> None:
         self.acoustic.warmup(runs)
+        Resampler(44_100).push(np.zeros(4410, np.float32))  # imports scipy.signal now, not on the first stream
 
     def decode(self, record: Record) -> tuple[str, Chunk]:
         chunk = parse_chunk(record, self.settings.max_chunk_s)
