@@ -27,6 +27,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
     broker = EmbeddedBroker(args.host, args.port, args.cert, args.key).start()
+    # sigwait only reliably returns for blocked signals; block them after Tansu started (children inherit masks)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     from workers.registry import handler_class
 
     topics: dict[str, int] = {}

@@ -49,16 +49,19 @@ def test_broker_creates_topics_send_and_tail_round_trip_and_ctrl_c_stops_it(tmp_
 
     from workers.broker import free_port
 
+    import time
+
     port = free_port()
+    log = tmp_path / "broker.log"  # a file, not a pipe: an unread pipe fills up and blocks the broker's exit
     broker = subprocess.Popen([sys.executable, "-m", "workers", "broker", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True)
     try:
-        lines = []
-        for line in broker.stdout:  # type: ignore[union-attr]
-            lines.append(line)
-            if "broker ready" in line:
-                break
-        assert any("tensor.requests.dlq" in line for line in lines), lines
+        deadline = time.monotonic() + 60
+        while "broker ready" not in log.read_text() and time.monotonic() < deadline and broker.poll() is None:
+            time.sleep(0.2)
+        lines = log.read_text().splitlines()
+        assert any("broker ready" in line for line in lines), lines
+        assert any("tensor.requests.dlq" in line and "asr.audio" in line for line in lines), lines
         env = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}
         source = tmp_path / "in.jsonl"
         source.write_text("".join(json.dumps({"id": f"m{i}", "n": i}) + "\n" for i in range(5)))
