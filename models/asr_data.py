@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.asr.audio import features, load_audio, read_wav, resample
+from workers.asr.audio import features, read_wav, resample
 from workers.asr.text import normalize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -198,10 +198,6 @@ def evaluation_sets() -> dict[str, list[Clip]]:
     _, fsdd_held_out = fsdd_clips()
     return {"ljspeech_held_out": lj_held_out, f"fsdd_{FSDD_HELD_OUT_SPEAKER}": fsdd_held_out,
             "pocketsphinx": pocketsphinx_clips()}
-
-
-def load_clip(clip: Clip) -> np.ndarray:
-    return load_audio(clip.path)
 
 
 def lm_corpus() -> list[str]:

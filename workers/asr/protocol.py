@@ -85,7 +85,7 @@ def parse_chunk(record: Record, max_chunk_s: float) -> Chunk:
         raise InvalidMessage("bad_audio", f"{len(pcm)} bytes: PCM16 needs an even number of bytes")
     if not pcm and not end:
         raise InvalidMessage("empty_chunk", "a chunk without samples must be the end of its stream (end: 1)")
-    duration = len(pcm) / 2 / rate
-    if duration > max_chunk_s:
-        raise InvalidMessage("chunk_too_long", f"{duration:.2f} s of audio in one chunk > {max_chunk_s} s")
-    return Chunk(stream_id, seq, rate, pcm, end)
+    chunk = Chunk(stream_id, seq, rate, pcm, end)
+    if chunk.duration_s > max_chunk_s:
+        raise InvalidMessage("chunk_too_long", f"{chunk.duration_s:.2f} s of audio in one chunk > {max_chunk_s} s")
+    return chunk

@@ -109,7 +109,6 @@ class Stream:
     segment: int = 0
     segment_start_s: float = 0.0
     samples_in: int = 0  # at the stream's own rate
-    ended: bool = False
 
     @property
     def audio_s(self) -> float:
@@ -231,7 +230,6 @@ class Recognizer:
                 start = stop
             stream.frames_done += len(best)
         if end:
-            stream.ended = True
             if stream.decoder.has_speech or not segments:
                 segments.append(self._close(stream, stream.frames_done * frame_s, "end_of_stream"))
         elif stream.decoder.has_speech or not segments:  # a partial per chunk, empty before any speech
