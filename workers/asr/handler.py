@@ -136,8 +136,9 @@ class AsrHandler(StatefulHandler[Chunk]):
             for n, segment in enumerate(produced):
                 if segment.final:
                     metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
-                results.append(Result(encode_json(self._result(item, state, segment, end and n == len(produced) - 1,
-                                                                inference_s, gap)),
+                last = end and n == len(produced) - 1
+                results.append(Result(encode_json(self._result(item.value.stream_id, item.value.seq, state, segment, last,
+                                                                item.latency_fields(inference_s), gap)),
                                       item.value.stream_id.encode()))
             if end:
                 self.streams.pop(item.value.stream_id)
@@ -148,17 +149,38 @@ class AsrHandler(StatefulHandler[Chunk]):
         self.report_state()
         return outcomes
 
-    def _result(self, item: Pending[Chunk], state: StreamState, segment: Segment, end: bool, inference_s: float,
-                gap: int) -> dict:
-        """``end``: this is the stream's last result."""
-        chunk = item.value
+    def on_expired(self, expired: list[tuple[str, StreamState]]) -> list[Result]:
+        """Streams silent for ``state_ttl_s`` without ``end``: each open segment is closed as a final (reason
+        ``idle_timeout``, all in one batch), so a client that vanished mid-sentence still gets its words.
+        A chunk arriving later resumes the stream on fresh state."""
+        speaking = [(stream_id, state) for stream_id, state in expired if state.stream.decoder.has_speech]
+        if not speaking:
+            return []
+        silence = np.zeros(0, np.float32)
+        produced = self.recognizer.accept([s.stream for _, s in speaking], [silence] * len(speaking),
+                                          [True] * len(speaking))
+        results = []
+        for (stream_id, state), segments in zip(speaking, produced, strict=True):
+            for segment in segments:
+                if segment.final and segment.text:
+                    segment.reason = "idle_timeout"
+                    metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
+                    results.append(Result(encode_json(self._result(stream_id, state.next_seq - 1, state, segment,
+                                                                   False, None, 0)), stream_id.encode()))
+        return results
+
+    def _result(self, stream_id: str, seq: int, state: StreamState, segment: Segment, end: bool,
+                latency: dict | None, gap: int) -> dict:
+        """``end``: this is the stream's last result; ``latency``: None for a result no chunk asked for."""
         result = {
-            "stream_id": chunk.stream_id, "seq": chunk.seq, "type": "final" if segment.final else "partial",
+            "stream_id": stream_id, "seq": seq, "type": "final" if segment.final else "partial",
             "segment": segment.index, "text": segment.text, "words": [w.as_dict() for w in segment.words],
             "start_s": round(segment.start_s, 3), "end_s": round(segment.end_s, 3),
             "audio_s": round(state.stream.audio_s, 3), "end_of_stream": end,
-            "model_version": self.version, "latency": item.latency_fields(inference_s),
+            "model_version": self.version,
         }
+        if latency is not None:
+            result["latency"] = latency
         if segment.final:
             result["reason"] = segment.reason
         if gap:

@@ -237,6 +237,12 @@ class StreamEngine:
         if completion.remaining == 0:
             self._complete(completion, acked_at)
 
+    def _acknowledged_unsourced(self, error: Exception | None, _acked_at: float) -> None:
+        """A housekeeping result: no offset waits on it, but a failed delivery stops the worker all the same."""
+        if error is not None:
+            log.error("produce of a housekeeping result failed: %s", error)
+            self._fatal = self._fatal or FatalDeliveryError(str(error))
+
     def _complete(self, completion: _Completion, acked_at: float) -> None:
         self.tracker.done(completion.tp, completion.offset)
         if completion.to_dlq:
@@ -280,7 +286,9 @@ class StreamEngine:
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
-        self.handler.housekeeping()
+        for result in self.handler.housekeeping():
+            out = OutgoingRecord(self.output_topic, result.value, result.key, list(result.headers))
+            self.producer.produce(out, self._acknowledged_unsourced)
         if self.reloader is not None:
             self.reloader.check()
         lags = self.consumer.lag()

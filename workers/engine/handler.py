@@ -89,8 +89,10 @@ class Handler(abc.ABC, Generic[V]):
     def adopt(self, previous: Handler[V]) -> None:
         """Called on the handler of a newly loaded model version before it takes over from ``previous``."""
 
-    def housekeeping(self) -> None:
-        """Called about once a second: expire idle state, update gauges."""
+    def housekeeping(self) -> list[Result]:
+        """Called about once a second: expire idle state, update gauges. Returns results owed without an
+        input of their own (produced best effort: no input offset waits on them)."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         return {"worker": self.name, "model": self.model.name, "version": self.model.version}
@@ -123,6 +125,11 @@ class StatefulHandler(Handler[V]):
         self.state.drop_partitions(partitions)
         self.report_state()
 
-    def housekeeping(self) -> None:
-        self.state.expire()
+    def housekeeping(self) -> list[Result]:
+        results = self.on_expired(self.state.expire())
         self.report_state()
+        return results
+
+    def on_expired(self, expired: list[tuple[str, Any]]) -> list[Result]:
+        """Results owed for keys dropped after ``ttl`` of silence; none by default."""
+        return []

@@ -88,20 +88,21 @@ class KeyedState(Generic[S]):
         entry = self._entries.pop(key, None)
         return None if entry is None else entry.value
 
-    def expire(self) -> int:
-        """Drop keys idle for longer than the TTL; returns how many."""
+    def expire(self) -> list[tuple[str, S]]:
+        """Drop keys idle for longer than the TTL; returns them with their state (a worker may owe a last
+        result for one, e.g. the final of a stream that went quiet)."""
         cutoff = self._clock() - self.ttl_s
-        n = 0
+        expired: list[tuple[str, S]] = []
         while self._entries:
             key, entry = next(iter(self._entries.items()))
             if entry.touched > cutoff:
                 break
             del self._entries[key]
-            n += 1
-        if n:
-            log.info("state: expired %d idle keys (ttl %.0fs), %d held", n, self.ttl_s, len(self._entries))
-            self._on_evict("ttl", n)
-        return n
+            expired.append((key, entry.value))
+        if expired:
+            log.info("state: expired %d idle keys (ttl %.0fs), %d held", len(expired), self.ttl_s, len(self._entries))
+            self._on_evict("ttl", len(expired))
+        return expired
 
     def drop_partitions(self, partitions: set[int]) -> int:
         """Forget keys of partitions this worker no longer owns (their new owner rebuilds them)."""

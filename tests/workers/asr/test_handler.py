@@ -81,3 +81,20 @@ def test_a_stream_reaching_its_duration_bound_is_finalised() -> None:
     assert produced[-1]["type"] == "final" and produced[-1]["reason"] == "max_duration"
     refused = handler.process([chunk("a", 2)])[0]
     assert isinstance(refused, InvalidMessage) and refused.code == "stream_ended"
+
+
+def test_a_stream_that_goes_quiet_without_end_gets_an_idle_final(handler: AsrHandler) -> None:
+    from workers.asr.audio import load_audio
+
+    speech = load_audio(ARTIFACTS.parent.parent / "workers" / "asr" / "samples" / "LJ001-0006.wav")[:16000 * 2]
+    for seq, start in enumerate(range(0, len(speech), 2560)):
+        handler.process([chunk("quiet", seq, pcm=float_to_pcm16(speech[start:start + 2560]))])
+    handler.process([chunk("silent", 0, pcm=bytes(5120))])  # silence: nothing to finalise
+    assert handler.housekeeping() == []  # not idle yet
+    handler.streams.ttl_s = 0.0
+    (final,) = [json.loads(r.value) for r in handler.housekeeping()]
+    assert final["stream_id"] == "quiet" and final["type"] == "final" and final["reason"] == "idle_timeout"
+    assert final["text"] and final["seq"] == seq and final["end_of_stream"] is False and "latency" not in final
+    assert len(handler.streams) == 0
+    (resumed,) = results(handler.process([chunk("quiet", seq + 1)])[0])  # a late chunk starts afresh
+    assert resumed.get("resumed") is True

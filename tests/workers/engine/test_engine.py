@@ -150,3 +150,20 @@ def test_an_empty_source_does_not_spin_the_loop(handler: TensorHandler) -> None:
         engine.step()
         turns += 1
     assert turns <= 8, f"{turns} loop turns in 0.5 s: the loop is busy-waiting"
+
+
+def test_results_owed_by_housekeeping_are_produced_without_holding_offsets(handler: TensorHandler) -> None:
+    from workers.engine.handler import Result
+
+    owed = [Result(b'{"id": "idle"}', b"k")]
+    engine, consumer, producer = make(handler, [request(0, 0, "r0")])
+    run_until_idle(engine, consumer)
+    original = handler.housekeeping
+    handler.housekeeping = lambda: owed  # type: ignore[method-assign]
+    try:
+        engine._housekeeping(time.monotonic())
+        producer.poll()
+    finally:
+        handler.housekeeping = original  # type: ignore[method-assign]
+    assert [r.value for r in producer.acked if r.value == b'{"id": "idle"}'] == [b'{"id": "idle"}']
+    assert engine.tracker.in_flight == 0 and consumer.committed() == {TopicPartition(TOPIC, 0): 1}
