@@ -56,6 +56,7 @@ class WorkerProcess:
     kafka: KafkaSettings
     topics: dict[str, str]
     env_extra: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()  # after ``workers serve WORKER``
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     log_path: Path | None = None
@@ -74,7 +75,7 @@ class WorkerProcess:
         } | self.env_extra
         self.log_path = tmp_path / f"{self.worker}-{self.metrics_port}.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers", "serve", self.worker],
+            [sys.executable, "-m", "workers", "serve", self.worker, *self.args],
             env=env, cwd=REPO, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
         )
         if not wait_ready:
@@ -133,8 +134,8 @@ def start_worker(tmp_path: Path) -> Iterator[object]:
     started: list[WorkerProcess] = []
 
     def start(worker: str, kafka: KafkaSettings, topics: dict[str, str], wait_assigned: bool = True,
-              wait_ready: bool = True, **env: str) -> WorkerProcess:
-        process = WorkerProcess(worker, kafka, topics, env).start(tmp_path, wait_assigned, wait_ready)
+              wait_ready: bool = True, args: tuple[str, ...] = (), **env: str) -> WorkerProcess:
+        process = WorkerProcess(worker, kafka, topics, env, args).start(tmp_path, wait_assigned, wait_ready)
         started.append(process)
         return process
 
