@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 NAME = "asr"
 STACK = 2
 EPOCHS = 30
+ADAPT_EPOCHS = 12
 LM_ORDER = 6
 CACHE_DIR = Path(".cache") / "asr"
 
@@ -136,37 +137,32 @@ def _greedy(log_probs: np.ndarray) -> list[int]:
     return tokens
 
 
-def train(out: Path = ARTIFACTS / NAME, epochs: int = EPOCHS, cache: Path = CACHE_DIR, max_minutes: float | None = None,
-          seed: int = 0, channels: int = 256, kernel: int = 9, blocks: int = 5, hidden: int = 320,
-          max_frames: int = 16_000, lr: float = 2e-3) -> dict[str, Any] | None:
-    """Train (resuming from ``cache/checkpoints`` when a run with these settings stopped part-way), export
-    to ONNX with a parity check, measure WER on the held-out sets. Returns the manifest, or None when
-    ``max_minutes`` ran out first (run the same command again to go on)."""
+def _load(data_path: Path) -> list[tuple[np.ndarray, str]]:
+    with open(data_path, "rb") as f:
+        examples: list[tuple[np.ndarray, str]] = pickle.load(f)["examples"]
+    return [(x.astype(np.float32), t) for x, t in examples if len(encode(t)) and len(x) // STACK > len(t)]
+
+
+def _hours(examples: list[tuple[np.ndarray, str]]) -> float:
+    return sum(len(x) for x, _ in examples) / 100 / 3600
+
+
+def _fit(model: Any, specs: dict[str, tuple[int, ...]], examples: list[tuple[np.ndarray, str]],
+         validation: list[tuple[np.ndarray, str]], mean: np.ndarray, run_dir: Path, epochs: int, lr: float,
+         seed: int, max_frames: int, deadline: float | None, per_char: bool = False) -> list[dict[str, Any]] | None:
+    """One training stage with its own optimizer and checkpoints in ``run_dir``: resumes there when a run
+    stopped part-way (or restores the finished stage's weights). Returns the stage's history, or None when
+    ``deadline`` came first.
+
+    ``per_char`` divides each utterance's CTC loss by its label length. Without it a batch of 6 s LJ clips
+    weighs ~30x a batch of one-word digits, and Adam's step size follows the long ones: the short words
+    are barely learnt."""
     import keras
     import tensorflow as tf
 
-    from models import asr_data
-    from workers.asr.lm import CharLM
     from workers.asr.text import decode, edit_distance
 
     started = time.time()
-    deadline = started + max_minutes * 60 if max_minutes else None
-    keras.utils.set_random_seed(seed)
-    data_path = asr_data.build(cache, seed)
-    with open(data_path, "rb") as f:
-        examples: list[tuple[np.ndarray, str]] = pickle.load(f)["examples"]
-    examples = [(x.astype(np.float32), t) for x, t in examples if len(encode(t)) and len(x) // STACK > len(t)]
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(examples))
-    validation = [examples[i] for i in order[:150]]
-    examples = [examples[i] for i in order[150:]]
-    sample = np.concatenate([x for x, _ in examples[:: max(1, len(examples) // 500)]])
-    mean, std = sample.mean(0).astype(np.float32), (sample.std(0) + 1e-3).astype(np.float32)
-    audio_h = sum(len(x) for x, _ in examples) / 100 / 3600
-    log.info("%d training utterances (%.2f h of audio incl. augmented copies), %d validation", len(examples), audio_h, len(validation))
-
-    model = build_model(mean, std, channels, kernel, blocks, hidden)
-    specs = state_specs(channels, kernel, blocks, hidden)
     lengths = np.array([len(x) for x, _ in examples])
     steps_per_epoch = len(_batches(lengths, max_frames, 64, np.random.default_rng(0)))
     total = steps_per_epoch * epochs
@@ -174,24 +170,24 @@ def train(out: Path = ARTIFACTS / NAME, epochs: int = EPOCHS, cache: Path = CACH
                                                        warmup_steps=min(400, total // 10))
     optimizer = keras.optimizers.Adam(schedule, clipnorm=5.0)
     epoch_var, batch_var = tf.Variable(0, dtype=tf.int64), tf.Variable(0, dtype=tf.int64)
-    run_id = f"{data_path.stem}-c{channels}k{kernel}b{blocks}h{hidden}-e{epochs}-s{seed}"
+    optimizer.build(model.trainable_variables)  # its variables exist now: a restore fills them at once
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, batch=batch_var)
-    manager = tf.train.CheckpointManager(checkpoint, cache / "checkpoints" / run_id, max_to_keep=2)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=2)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
         log.info("resumed from %s: epoch %d, batch %d", manager.latest_checkpoint, int(epoch_var), int(batch_var))
 
     signature = [tf.TensorSpec([None, None, N_MELS], tf.float32), tf.TensorSpec([None], tf.int32),
-                 tf.SparseTensorSpec([None, None], tf.int32)]
+                 tf.SparseTensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32)]
 
     @tf.function(input_signature=signature)
-    def step(x: Any, frames: Any, labels: Any) -> Any:
+    def step(x: Any, frames: Any, labels: Any, weights: Any) -> Any:
         batch = tf.shape(x)[0]
         feeds = {"features": x, **{n: tf.zeros(tf.concat([[batch], s], 0)) for n, s in specs.items()}}
         with tf.GradientTape() as tape:
             log_probs = model(feeds, training=True)["log_probs"]
-            loss = tf.reduce_mean(tf.nn.ctc_loss(labels, log_probs, None, frames, logits_time_major=False,
-                                                 blank_index=0))
+            loss = tf.reduce_mean(weights * tf.nn.ctc_loss(labels, log_probs, None, frames, logits_time_major=False,
+                                                           blank_index=0))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -215,7 +211,7 @@ def train(out: Path = ARTIFACTS / NAME, epochs: int = EPOCHS, cache: Path = CACH
         return errors / max(chars, 1)
 
     last_save = time.time()
-    history_file = Path(manager.directory) / "history.json"
+    history_file = run_dir / "history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
     while int(epoch_var) < epochs:
         epoch = int(epoch_var)
@@ -227,31 +223,85 @@ def train(out: Path = ARTIFACTS / NAME, epochs: int = EPOCHS, cache: Path = CACH
             x, frames, labels = _pad_batch(examples, indices, mean, augment_rng)
             if b < int(batch_var):
                 continue  # resuming mid-epoch: same batches, same augmentation draws, skip the done ones
-            losses.append(float(step(x, frames.astype(np.int32), sparse(labels))))
+            weights = np.array([1 / len(label) if per_char else 1.0 for label in labels], np.float32)
+            losses.append(float(step(x, frames.astype(np.int32), sparse(labels), weights)))
             batch_var.assign(b + 1)
             if time.time() - last_save > 300:
                 manager.save()
                 last_save = time.time()
             if deadline and time.time() > deadline:
                 manager.save()
-                log.info("stopped at epoch %d batch %d after %.0f min; run again to resume", epoch, b + 1, max_minutes)
+                log.info("%s: stopped at epoch %d batch %d; run again to resume", run_dir.name, epoch, b + 1)
                 return None
         cer = validate()
         history.append({"epoch": epoch, "loss": round(float(np.mean(losses)) if losses else float("nan"), 3),
                         "validation_cer": round(cer, 4)})
-        log.info("epoch %d: loss %.3f, validation CER %.3f (%.0f s)", epoch, history[-1]["loss"], cer, time.time() - started)
+        log.info("%s epoch %d: loss %.3f, validation CER %.3f (%.0f s)", run_dir.name, epoch, history[-1]["loss"],
+                 cer, time.time() - started)
         epoch_var.assign(epoch + 1)
         batch_var.assign(0)
         manager.save()
         history_file.write_text(json.dumps(history))
         last_save = time.time()
-    manifest = export(model, specs, out, examples[:8], mean, {
-        "data": {"cache_file": data_path.name, "training_hours": round(audio_h, 2), "utterances": len(examples),
-                 "sources": SOURCES},
-        "training": {"epochs": epochs, "seconds_this_run": round(time.time() - started, 1), "seed": seed,
-                     "channels": channels, "kernel": kernel, "blocks": blocks, "hidden": hidden,
-                     "history": history},
+    return history
+
+
+def train(out: Path = ARTIFACTS / NAME, epochs: int = EPOCHS, adapt_epochs: int = ADAPT_EPOCHS,
+          cache: Path = CACHE_DIR, max_minutes: float | None = None, seed: int = 0, channels: int = 256,
+          kernel: int = 9, blocks: int = 5, hidden: int = 320, max_frames: int = 16_000, lr: float = 2e-3,
+          adapt_lr: float = 5e-4) -> dict[str, Any] | None:
+    """Train in two stages, each resuming from ``cache/checkpoints`` when a run with these settings stopped
+    part-way: *base* (``epochs`` over real speech and a broad TTS set) then *adapt* (``adapt_epochs`` at a
+    lower rate over real speech padded with silence, see :func:`asr_data.adaptation_jobs`). Then export to
+    ONNX with a parity check and measure WER on the held-out sets. Returns the manifest, or None when
+    ``max_minutes`` ran out first (run the same command again to go on)."""
+    import keras
+
+    from models import asr_data
+    from workers.asr.lm import CharLM
+
+    started = time.time()
+    deadline = started + max_minutes * 60 if max_minutes else None
+    keras.utils.set_random_seed(seed)
+    data_path = asr_data.build(cache, seed)
+    examples = _load(data_path)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(examples))
+    validation = [examples[i] for i in order[:150]]
+    examples = [examples[i] for i in order[150:]]
+    sample = np.concatenate([x for x, _ in examples[:: max(1, len(examples) // 500)]])
+    mean, std = sample.mean(0).astype(np.float32), (sample.std(0) + 1e-3).astype(np.float32)
+    audio_h = _hours(examples)
+    log.info("%d training utterances (%.2f h of audio incl. augmented copies), %d validation", len(examples), audio_h, len(validation))
+
+    model = build_model(mean, std, channels, kernel, blocks, hidden)
+    specs = state_specs(channels, kernel, blocks, hidden)
+    run_id = f"{data_path.stem}-c{channels}k{kernel}b{blocks}h{hidden}-e{epochs}-s{seed}"
+    history = _fit(model, specs, examples, validation, mean, cache / "checkpoints" / run_id, epochs, lr, seed,
+                   max_frames, deadline)
+    if history is None:
+        return None
+    stages: dict[str, Any] = {"base": {"epochs": epochs, "lr": lr, "data": data_path.name, "loss": "CTC per utterance",
+                                       "training_hours": round(audio_h, 2), "utterances": len(examples),
+                                       "history": history}}
+    if adapt_epochs:
+        del examples
+        adapt_path = asr_data.build(cache, seed, stage="adapt")
+        adapt = _load(adapt_path)
+        adapt_dir = cache / "checkpoints" / f"{run_id}--adapt-{adapt_path.stem}-e{adapt_epochs}-perchar"
+        adapt_history = _fit(model, specs, adapt, validation, mean, adapt_dir, adapt_epochs, adapt_lr, seed + 1,
+                             max_frames, deadline, per_char=True)
+        if adapt_history is None:
+            return None
+        stages["adapt"] = {"epochs": adapt_epochs, "lr": adapt_lr, "data": adapt_path.name, "loss": "CTC per character",
+                           "training_hours": round(_hours(adapt), 2), "utterances": len(adapt),
+                           "history": adapt_history}
+    manifest = export(model, specs, out, validation[:8], mean, {
+        "data": {"sources": SOURCES, "validation": "150 utterances drawn from the base set, never trained on"},
+        "training": {"seconds_this_run": round(time.time() - started, 1), "seed": seed, "channels": channels,
+                     "kernel": kernel, "blocks": blocks, "hidden": hidden, "stages": stages},
     })
+    save_keras_weights(model, mean, std, out)
     lm = CharLM.train(asr_data.lm_corpus(), order=LM_ORDER)
     lm.save(out / "lm.txt.gz")
     manifest["lm"] = {"file": "lm.txt.gz", "kind": "character n-gram, Witten-Bell", "order": LM_ORDER,
@@ -267,7 +317,8 @@ SOURCES = {
     "ljspeech": "LJ Speech 1.1 clips (public domain), every sixth clip held out",
     "fsdd": "Free Spoken Digit Dataset (CC BY-SA 4.0), speaker 'jackson' held out",
     "tts": "espeak-ng and flite voices over LJ Speech transcripts (held-out clips excluded), Banking77 (CC BY 4.0) and CLINC150 (CC BY 3.0) utterances, digit strings",
-    "augmentation": "speed 0.85-1.15, gain, white noise 10-40 dB SNR, SpecAugment",
+    "augmentation": "speed 0.85-1.15, gain, white noise 10-40 dB SNR, SpecAugment; adapt stage: 0-0.8 s of "
+                    "silence (digital zero or a -75..-40 dBFS floor) before and after, FSDD digit strings",
 }
 
 
@@ -307,6 +358,27 @@ def export(model: Any, specs: dict[str, tuple[int, ...]], out: Path, samples: li
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+KERAS_WEIGHTS = "keras_weights.npz"
+"""The trained Keras weights beside the ONNX export, so ``workers bench asr``'s TensorFlow baselines run the
+very model the worker serves (checked against the ONNX graph in the tests)."""
+
+
+def save_keras_weights(model: Any, mean: np.ndarray, std: np.ndarray, out: Path) -> None:
+    weights = {f"w{i:03d}": w for i, w in enumerate(model.get_weights())}
+    np.savez_compressed(out / KERAS_WEIGHTS, mean=mean, std=std, **weights)
+
+
+def keras_from_artifacts(model_dir: Path = ARTIFACTS / NAME) -> Any:
+    """The streaming Keras model of a trained artifact directory (its manifest's sizes, its saved weights)."""
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    sizes = manifest["training"]
+    with np.load(model_dir / KERAS_WEIGHTS) as saved:
+        model = build_model(saved["mean"], saved["std"], sizes["channels"], sizes["kernel"], sizes["blocks"],
+                            sizes["hidden"])
+        model.set_weights([saved[name] for name in sorted(saved.files) if name.startswith("w")])
+    return model
 
 
 def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) -> dict[str, Any]:

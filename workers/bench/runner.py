@@ -52,27 +52,28 @@ class BenchOptions:
     bootstrap: str | None = None  # None: an embedded broker
     plot: Path | None = None
     worker_env: dict[str, str] = field(default_factory=dict)  # extra settings for `workers serve`
+    processes: int = 1  # ours as `workers serve --processes N`
 
 
 class SystemUnderTest:
     """One process serving the workload: ours or a baseline loop."""
 
-    def __init__(self, system: str, workload: Workload, bootstrap: str, input_topic: str, output_topic: str,
-                 env: dict[str, str], logdir: Path) -> None:
+    def __init__(self, system: str, workload: str, bootstrap: str, input_topic: str, output_topic: str,
+                 env: dict[str, str], logdir: Path, processes: int = 1) -> None:
         self.system = system
-        self.metrics_url: str | None = None
+        self.metrics_urls: list[str] = []  # ours: one per worker process
         environment = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TF_CPP_MIN_LOG_LEVEL": "2"}
         if system == "ours":
             port = free_port()
-            self.metrics_url = f"http://127.0.0.1:{port}"
+            self.metrics_urls = [f"http://127.0.0.1:{port + i}" for i in range(processes)]
             environment |= {"KAFKA_CLIENT": "confluent", "WORKERS_INPUT_TOPIC": input_topic,
                             "WORKERS_OUTPUT_TOPIC": output_topic, "WORKERS_GROUP_ID": f"{input_topic}-group",
                             "WORKERS_METRICS_PORT": str(port), "WORKERS_MODEL_POLL_S": "0",
                             "WORKERS_LOG_LEVEL": "WARNING"} | env
-            command = [sys.executable, "-m", "workers", "serve", workload.name]
+            command = [sys.executable, "-m", "workers", "serve", workload, "--processes", str(processes)]
         else:
             mode = system.removeprefix("baseline_")
-            command = [sys.executable, "-m", "workers.bench.baseline", workload.name, mode, "--bootstrap", bootstrap,
+            command = [sys.executable, "-m", "workers.bench.baseline", workload, mode, "--bootstrap", bootstrap,
                        "--input", input_topic, "--output", output_topic, "--group", f"{input_topic}-group"]
         self.log_path = logdir / f"{input_topic}.log"
         self.process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL,
@@ -84,19 +85,26 @@ class SystemUnderTest:
             raise RuntimeError(f"{self.system} exited with code {self.process.returncode}:\n{tail}")
 
     def wait_ready(self, timeout_s: float = 180) -> None:
-        if self.metrics_url is None:
-            return
         deadline = time.monotonic() + timeout_s
-        while True:
-            self.check_alive()
-            try:
-                if urllib.request.urlopen(f"{self.metrics_url}/v2/health/ready", timeout=1).status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.system} not ready in {timeout_s}s")
-            time.sleep(0.1)
+        for url in self.metrics_urls:
+            while True:
+                self.check_alive()
+                try:
+                    if urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1).status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.system} not ready in {timeout_s}s")
+                time.sleep(0.1)
+
+    def scrape(self) -> dict[str, float]:
+        """Every worker process's metrics, summed (counters and histograms add up)."""
+        total: dict[str, float] = {}
+        for url in self.metrics_urls:
+            for name, value in scrape(f"{url}/metrics").items():
+                total[name] = total.get(name, 0.0) + value
+        return total
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -114,7 +122,8 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
     input_topic, output_topic = f"{tag}.in", f"{tag}.out"
     ensure_topics(KafkaSettings(bootstrap_servers=bootstrap),
                   {input_topic: PARTITIONS, output_topic: PARTITIONS, f"{input_topic}.dlq": 1})
-    sut = SystemUnderTest(system, workload, bootstrap, input_topic, output_topic, options.worker_env, logdir)
+    sut = SystemUnderTest(system, workload.name, bootstrap, input_topic, output_topic, options.worker_env, logdir,
+                          options.processes)
     probe = LatencyProbe(bootstrap, input_topic, output_topic, PARTITIONS)
     need = int((rate or 2000) * options.seconds * 1.1) + options.window + WARMUP_MESSAGES
     messages = itertools.cycle(workload.messages(min(need, 20_000), seed))  # a long run repeats the pool
@@ -126,7 +135,7 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
             sut.check_alive()
             raise TimeoutError(f"{system}: warm-up messages not answered in 300s")
         warmup, duplicates_before = probe.mark()
-        before = scrape(f"{sut.metrics_url}/metrics") if sut.metrics_url else {}
+        before = sut.scrape()
         with ProcessSampler(sut.process.pid) as sampler, GpuSampler() as gpu:
             if rate is None:
                 probe.send_saturating(messages, options.window, options.seconds)
@@ -134,7 +143,7 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
                 probe.send_paced(messages, rate, options.seconds)
             sent = len(probe.sent) - len(warmup)
             probe.wait_answered(len(warmup) + sent, idle_timeout_s=10.0)
-        after = scrape(f"{sut.metrics_url}/metrics") if sut.metrics_url else {}
+        after = sut.scrape()
         sut.check_alive()
     finally:
         sut.stop()
@@ -149,7 +158,7 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
         "cpu_cores": round(sampler.cpu_cores, 2), "host_cpu_percent": sampler.host_cpu_percent, "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
         "gpu_util_percent": gpu.mean_percent,
     }
-    if sut.metrics_url:
+    if sut.metrics_urls:
         batch = histogram_delta(before, after, "workers_batch_size")
         inference = histogram_delta(before, after, "workers_inference_seconds")
         figures |= {"batch_size_mean": batch["mean"], "batch_size_buckets": batch["buckets"],
@@ -210,7 +219,8 @@ def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
 
 def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: BenchOptions) -> dict[str, Any]:
     report: dict[str, Any] = {"workload": workload.name, "seconds_per_phase": options.seconds,
-                              "saturation_window": options.window, "cpu_count": os.cpu_count()}
+                              "saturation_window": options.window, "cpu_count": os.cpu_count(),
+                              "processes": options.processes}
     for system, result in results.items():
         saturation = result["runs"][0]
         report[system] = {"throughput": saturation["throughput"], "p99_s": saturation["p99_s"],
@@ -291,7 +301,8 @@ def format_table(report: dict[str, Any]) -> str:
         return "-" if value is None else f"{value * 1000:,.1f}"
 
     lines = [f"workers bench {report['workload']}: {report['seconds_per_phase']:g}s per phase, "
-             f"saturation window {report['saturation_window']}, {report['cpu_count']} CPUs",
+             f"saturation window {report['saturation_window']}, {report['cpu_count']} CPUs"
+             + (f", ours as {report['processes']} processes" if report.get("processes", 1) > 1 else ""),
              f"{'system':<22}{'phase':<13}{'offered/s':>10}{'msg/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
              f"{'unans':>6}{'batch':>7}{'infer ms':>10}{'CPU':>6}{'host%':>6}{'RSS MB':>8}"]
     for system in SYSTEMS:

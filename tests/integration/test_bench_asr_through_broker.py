@@ -1,0 +1,35 @@
+"""`workers bench asr --json` end to end: real-time streams through the real broker to our worker and to
+both TensorFlow baselines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from workers.bench.asr import SAMPLES
+
+SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
+
+
+@pytest.mark.timeout(600)
+def test_bench_asr_climbs_stream_counts_for_every_system(tmp_path) -> None:
+    plot = tmp_path / "asr.png"
+    done = subprocess.run([sys.executable, "-m", "workers", "bench", "asr", "--streams", "1,2", "--seconds", "2",
+                           "--target-ms", "60000", "--files", str(SAMPLES / "LJ001-0006.wav"), "--plot", str(plot),
+                           "--json"], capture_output=True, text=True, timeout=580, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    for system in SYSTEMS:
+        runs = report[system]["runs"]
+        assert [r["streams"] for r in runs] == [1, 2], system  # a generous target: both counts run
+        for r in runs:
+            assert r["chunks_answered"] == r["chunks_sent"] > 0, (system, r)
+            assert r["partial_latency_s"]["p95"] > 0 and r["rtfx"] > 0
+        assert report[system]["max_streams"] == 2
+    assert report["ours"]["runs"][-1]["batch_size_mean"] >= 1
+    assert report["model_only"]["unit"] == "RTFX" and report["model_only"]["throughput"] > 0
+    assert set(report["ratios"]) == {"baseline_predict", "baseline_tf_function"}
+    assert plot.stat().st_size > 10_000

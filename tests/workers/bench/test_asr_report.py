@@ -1,0 +1,67 @@
+"""`workers bench asr` arithmetic: which stream counts keep up, the summary, the table, and the TensorFlow
+baseline's per-chunk step against the served path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models import ARTIFACTS
+from workers.bench.asr import AsrBenchOptions, format_table, keeps_up, summarise
+
+
+def run(system: str, streams: int, p95: float | None, answered: float = 1.0) -> dict:
+    latency = {"count": 10, "avg": 0.05, "p50": 0.04, "p90": 0.08, "p95": p95, "p99": 0.2}
+    return {"system": system, "streams": streams, "rtfx": streams * answered, "answered_fraction": answered,
+            "partial_latency_s": latency, "final_latency_s": latency, "cpu_cores": 1.0, "peak_rss_mb": 200.0,
+            "samples": {"partial_latency_s": [0.04] * 10}}
+
+
+def test_a_stream_count_keeps_up_below_the_target_with_every_chunk_answered() -> None:
+    assert keeps_up(run("ours", 8, 0.1), 0.3)
+    assert not keeps_up(run("ours", 8, 0.31), 0.3)
+    assert not keeps_up(run("ours", 8, 0.1, answered=0.9), 0.3)  # fast answers, but chunks were dropped
+    assert not keeps_up(run("ours", 8, None), 0.3)
+
+
+def test_summary_reports_the_largest_stream_count_under_the_target(monkeypatch) -> None:
+    monkeypatch.setattr("workers.bench.asr.asr_model_only", lambda batch, seconds, onnx, chunk_s: {
+        "batch_size": batch, "median_batch_s": 0.01, "throughput": 64.0, "unit": "RTFX"})
+    runs = {"ours": [run("ours", 1, 0.02), run("ours", 16, 0.1), run("ours", 32, 0.5)],
+            "baseline_tf_function": [run("baseline_tf_function", 1, 0.03), run("baseline_tf_function", 16, 0.4)],
+            "baseline_predict": [run("baseline_predict", 1, 2.0)]}
+    report = summarise(runs, AsrBenchOptions(systems=tuple(runs)))
+    assert report["ours"]["max_streams"] == 16 and report["ours"]["throughput"] == 16
+    assert report["baseline_tf_function"]["max_streams"] == 1 and report["baseline_predict"]["max_streams"] == 0
+    assert report["ratios"]["baseline_tf_function"]["max_streams_ratio"] == 16.0
+    assert report["ratios"]["baseline_predict"]["max_streams_ratio"] is None
+    assert report["model_only"]["end_to_end_fraction"] == 0.25
+    assert "samples" not in report["ours"]["runs"][0]
+    table = format_table(report)
+    assert "ours: 16 real-time streams with p95 partial < 300 ms" in table and "25%" in table
+    json.dumps(report)
+
+
+@pytest.mark.skipif(not (ARTIFACTS / "asr" / "keras_weights.npz").exists(), reason="no ASR Keras weights")
+def test_the_tensorflow_baseline_transcribes_like_the_served_model_greedily() -> None:
+    from workers.asr.audio import float_to_pcm16, read_audio
+    from workers.asr.recognizer import AcousticModel, Recognizer
+    from workers.bench.workloads import asr_tf_step
+    from workers.settings import OnnxSettings
+
+    audio, rate = read_audio(ARTIFACTS.parent.parent / "workers" / "asr" / "samples" / "LJ001-0006.wav")
+    audio = audio[: rate * 3]
+    step = asr_tf_step("tf_function")
+    n = int(0.16 * rate)
+    chunks = [audio[i:i + n] for i in range(0, len(audio), n)]
+    results = [json.loads(step(b"s", float_to_pcm16(c), {"seq": str(i).encode(), "sample_rate": str(rate).encode(),
+                                                          "end": b"1" if i == len(chunks) - 1 else b"0"}))
+               for i, c in enumerate(chunks)]
+    assert [r["seq"] for r in results] == list(range(len(chunks))) and results[-1]["type"] == "final"
+    # the served path without endpointing, tail or LM: greedy text over the same chunks
+    recognizer = Recognizer(AcousticModel(ARTIFACTS / "asr", OnnxSettings()), endpoint_s=1e9, beam=0)
+    stream = recognizer.new_stream(rate)
+    for c in chunks[:-1]:
+        partial = recognizer.accept([stream], [c], [False])[0][-1]
+    assert results[-2]["text"] == partial.text and partial.text

@@ -1,0 +1,212 @@
+"""``workers bench asr``: concurrent real-time speech streams through the broker, after NVIDIA Riva's method.
+
+For each system (ours = ``workers serve asr``; the two TensorFlow consumer loops of
+:func:`workers.bench.workloads.asr_tf_step`) and each stream count N of a ladder, a fresh process on fresh
+topics gets N streams that each send a chunk every ``chunk_s`` (real time, cycling through the clips) for
+``seconds``. Measured: partial latency (chunk produced -> its partial read back) and final latency
+(avg/p50/p90/p95/p99), throughput as RTFX (audio seconds answered per wall second; N when it keeps up),
+CPU and RSS of the system, and for ours the batch sizes and inference time from its metrics.
+
+A system's ladder stops at the first N whose p95 partial latency reaches ``target_p95_s`` (or that leaves
+chunks unanswered): the report's ``max_streams`` is the largest N below the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workers.asr.live import replay
+from workers.bench.probe import ProcessSampler, histogram_delta
+from workers.bench.runner import PARTITIONS, SYSTEMS, SystemUnderTest, worker_onnx_settings
+from workers.bench.workloads import asr_model_only
+from workers.broker import EmbeddedBroker, free_port
+from workers.settings import KafkaSettings
+from workers.transport.factory import ensure_topics
+
+log = logging.getLogger(__name__)
+SAMPLES = Path(__file__).resolve().parents[1] / "asr" / "samples"
+
+
+def default_clips() -> list[str]:
+    """Held-out LJ Speech clips when ``../shared`` is beside the checkout, else the bundled samples."""
+    from models.asr_data import lj_clips
+
+    try:
+        return [clip.path for clip in lj_clips()[1]]
+    except OSError:
+        return [str(p) for p in sorted(SAMPLES.glob("*.wav"))]
+
+
+@dataclass
+class AsrBenchOptions:
+    streams: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 48, 64])
+    seconds: float = 20.0
+    chunk_s: float = 0.16
+    target_p95_s: float = 0.3
+    systems: tuple[str, ...] = SYSTEMS
+    files: list[str] = field(default_factory=list)  # empty: default_clips()
+    bootstrap: str | None = None  # None: an embedded broker
+    plot: Path | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+
+def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: str, logdir: Path,
+                seed: int) -> dict[str, Any]:
+    """One system, N streams, from a fresh process on fresh topics."""
+    tag = f"bench.asr.{system}.{streams}.{seed}"
+    audio_topic, transcript_topic = f"{tag}.in", f"{tag}.out"
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, client="confluent")
+    ensure_topics(kafka, {audio_topic: PARTITIONS, transcript_topic: PARTITIONS, f"{audio_topic}.dlq": 1})
+    sut = SystemUnderTest(system, "asr", bootstrap, audio_topic, transcript_topic, options.worker_env, logdir)
+    topics = (audio_topic, transcript_topic)
+    try:
+        sut.wait_ready()
+        warm = replay(kafka, options.files[:1], 1, 1.0, options.chunk_s, drain_s=240, topics=topics)
+        if warm["chunks_answered"] < warm["chunks_sent"]:
+            sut.check_alive()
+            raise TimeoutError(f"{system}: warm-up stream not answered in 240 s")
+        before = sut.scrape()
+        with ProcessSampler(sut.process.pid) as sampler:
+            run = replay(kafka, options.files, streams, options.seconds, options.chunk_s, drain_s=10, topics=topics,
+                         keep_samples=True)
+        after = sut.scrape()
+        sut.check_alive()
+    finally:
+        sut.stop()
+    answered = run["chunks_answered"] / max(run["chunks_sent"], 1)
+    figures: dict[str, Any] = {
+        "system": system, "streams": streams, **run,
+        "answered_fraction": round(answered, 4),
+        "rtfx": round(run["audio_s_sent"] * answered / options.seconds, 2),
+        "cpu_cores": round(sampler.cpu_cores, 2), "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+    }
+    if sut.metrics_urls:
+        batch = histogram_delta(before, after, "workers_batch_size")
+        inference = histogram_delta(before, after, "workers_inference_seconds")
+        figures |= {"batch_size_mean": batch["mean"], "inference_s_mean_per_batch": inference["mean"]}
+    log.info("%s, %d streams: partial p50 %s p95 %s s, RTFX %s, answered %.1f%%", system, streams,
+             run["partial_latency_s"]["p50"], run["partial_latency_s"]["p95"], figures["rtfx"], 100 * answered)
+    return figures
+
+
+def keeps_up(run: dict[str, Any], target_p95_s: float) -> bool:
+    p95 = run["partial_latency_s"]["p95"]
+    return p95 is not None and p95 < target_p95_s and run["answered_fraction"] >= 0.99
+
+
+def run_asr_bench(options: AsrBenchOptions) -> dict[str, Any]:
+    if not options.files:
+        options.files = default_clips()
+    logdir = Path(tempfile.mkdtemp(prefix="workers-bench-asr-"))
+    broker = None
+    bootstrap = options.bootstrap
+    if bootstrap is None:
+        broker = EmbeddedBroker(port=free_port()).start()
+        bootstrap = broker.bootstrap_servers
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in options.systems}
+    seed = int(time.time()) % 100_000
+    try:
+        for system in options.systems:
+            for streams in sorted(options.streams):
+                seed += 1
+                runs[system].append(run_streams(system, streams, options, bootstrap, logdir, seed))
+                if not keeps_up(runs[system][-1], options.target_p95_s):
+                    break  # more streams only fall further behind
+    finally:
+        if broker is not None:
+            broker.stop()
+    report = summarise(runs, options)
+    report["logs"] = str(logdir)
+    return report
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]], options: AsrBenchOptions) -> dict[str, Any]:
+    report: dict[str, Any] = {"workload": "asr", "seconds_per_run": options.seconds, "chunk_s": options.chunk_s,
+                              "target_p95_s": options.target_p95_s, "clips": len(options.files),
+                              "cpu_count": os.cpu_count()}
+    for system, system_runs in runs.items():
+        passing = [r for r in system_runs if keeps_up(r, options.target_p95_s)]
+        best = max(passing, key=lambda r: r["streams"]) if passing else None
+        report[system] = {
+            "max_streams": best["streams"] if best else 0,
+            "throughput": best["rtfx"] if best else 0.0,  # RTFX at max_streams
+            "p99_s": best["partial_latency_s"]["p99"] if best else None,
+            "runs": [{k: v for k, v in r.items() if k != "samples"} for r in system_runs],
+        }
+    if options.plot:
+        plot_cdf(runs, options.plot)
+        report["plot"] = str(options.plot)
+    if "ours" in runs and report["ours"]["max_streams"]:
+        batch = report["ours"]["max_streams"]
+        model_only = asr_model_only(batch, 5.0, worker_onnx_settings(options.worker_env), options.chunk_s)
+        report["model_only"] = model_only | {
+            "end_to_end_fraction": round(report["ours"]["throughput"] / model_only["throughput"], 3)}
+        report["ratios"] = {b: {"max_streams_ratio": round(report["ours"]["max_streams"] / report[b]["max_streams"], 1)
+                                if report[b]["max_streams"] else None,
+                                "max_streams_ours": report["ours"]["max_streams"],
+                                "max_streams_theirs": report[b]["max_streams"]}
+                            for b in ("baseline_predict", "baseline_tf_function") if b in runs}
+    return report
+
+
+def plot_cdf(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, ax = plt.subplots(figsize=(7, 4.2))
+    for n, (system, system_runs) in enumerate(runs.items()):
+        for k, run in enumerate(system_runs):
+            values = np.sort(run["samples"]["partial_latency_s"]) * 1000
+            if len(values):
+                ax.plot(values, np.arange(1, len(values) + 1) / len(values), color=f"C{n}",
+                        alpha=0.35 + 0.65 * (k + 1) / len(system_runs), label=f"{system}, {run['streams']} streams")
+    ax.axvline(300, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("chunk produced -> partial read (ms)")
+    ax.set_ylabel("fraction of chunks")
+    ax.set_title("workers bench asr: partial latency by stream count")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:,.0f}"
+
+    lines = [f"workers bench asr: {report['seconds_per_run']:g} s per run, chunks of {report['chunk_s'] * 1000:g} ms in "
+             f"real time, {report['clips']} clips, {report['cpu_count']} CPUs",
+             f"{'system':<22}{'streams':>8}{'RTFX':>7}{'answered':>9}  {'partial ms avg/p50/p90/p95/p99':<32}"
+             f"{'final ms p50/p95':<18}{'batch':>6}{'infer ms':>9}{'CPU':>6}{'RSS MB':>8}"]
+    for system in SYSTEMS:
+        for run in report.get(system, {}).get("runs", []):
+            p, f = run["partial_latency_s"], run["final_latency_s"]
+            partial = "/".join(ms(p[k]) for k in ("avg", "p50", "p90", "p95", "p99"))
+            final = "/".join(ms(f[k]) for k in ("p50", "p95"))
+            infer = run.get("inference_s_mean_per_batch")
+            lines.append(f"{system:<22}{run['streams']:>8}{run['rtfx']:>7.1f}{run['answered_fraction']:>9.1%}  "
+                         f"{partial:<32}{final:<18}{run.get('batch_size_mean') or 1:>6.1f}{ms(infer):>9}"
+                         f"{run['cpu_cores']:>6.2f}{run['peak_rss_mb']:>8.0f}")
+    target = ms(report["target_p95_s"])
+    for system in SYSTEMS:
+        if system in report:
+            lines.append(f"{system}: {report[system]['max_streams']} real-time streams with p95 partial < {target} ms")
+    if "model_only" in report:
+        m = report["model_only"]
+        lines.append(f"model only (ONNX Runtime, {m['batch_size']} streams' chunks per call): RTFX {m['throughput']:,.1f}; "
+                     f"end to end is {m['end_to_end_fraction']:.0%} of it")
+    lines.append("(RTFX: audio seconds answered per wall second; answered: chunks with a result; the ladder stops at "
+                 "the first stream count over the target)")
+    return "\n".join(lines)
