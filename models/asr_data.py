@@ -120,13 +120,20 @@ def require_tts() -> None:
         raise SystemExit(f"training speech needs {' and '.join(missing)}: apt-get install espeak-ng flite")
 
 
-def _augment(audio: np.ndarray, rate: int, speed: float, snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
-    """Speed (and pitch) by relabelling the rate, a random gain, optional white noise at ``snr_db``."""
+def _augment(audio: np.ndarray, rate: int, speed: float, snr_db: float | None, rng: np.random.Generator,
+             pad_s: tuple[float, float] = (0.0, 0.0), floor_db: float | None = None) -> np.ndarray:
+    """Speed (and pitch) by relabelling the rate, a random gain, ``pad_s`` (lead, trail) seconds of silence at
+    ``floor_db`` dBFS (None: digital zeros), optional white noise at ``snr_db`` over the speech's power."""
     audio = resample(audio, max(1000, int(round(rate * speed))))
     peak = float(np.abs(audio).max()) or 1.0
     audio = audio / peak * rng.uniform(0.2, 0.95)
+    power = float(np.mean(audio ** 2)) or 1e-8
+    if any(pad_s):
+        lead, trail = (np.zeros(int(s * 16_000), np.float32) for s in pad_s)
+        audio = np.concatenate([lead, audio, trail])
+        if floor_db is not None:
+            audio = audio + rng.normal(0, 10 ** (floor_db / 20), len(audio)).astype(np.float32)
     if snr_db is not None:
-        power = float(np.mean(audio ** 2)) or 1e-8
         audio = audio + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(audio)).astype(np.float32)
     return np.clip(audio, -1, 1).astype(np.float32)
 
@@ -138,18 +145,38 @@ def _job(spec: dict[str, Any]) -> tuple[np.ndarray, str] | None:
             audio, rate = synthesize(spec["text"], spec["voice"], spec["tts_speed"], spec["pitch"])
         else:
             audio, rate = read_wav(spec["path"])
+            for path, gap_s in zip(spec.get("then", []), spec.get("gaps_s", []), strict=True):
+                more, more_rate = read_wav(path)  # a digit string: clips of one speaker with pauses between
+                audio = np.concatenate([audio, np.zeros(int(gap_s * rate), np.float32), resample(more, more_rate, rate)])
     except (subprocess.SubprocessError, ValueError):
         return None
-    audio = _augment(audio, rate, spec["speed"], spec["snr_db"], rng)
+    audio = _augment(audio, rate, spec["speed"], spec["snr_db"], rng, tuple(spec.get("pad_s", (0.0, 0.0))),
+                     spec.get("floor_db"))
     return features(audio).astype(np.float16), spec["text"]
 
 
-def training_jobs(seed: int = 0, tts_lj: int = 1800, tts_bot: int = 500, tts_digits: int = 500) -> list[dict[str, Any]]:
-    """Every training utterance to render, with its augmentation drawn once (so a build is reproducible)."""
-    rng = np.random.default_rng(seed)
-    lj_train, lj_held_out = lj_clips()
-    fsdd_train, _ = fsdd_clips()
+def _tts_voice(rng: np.random.Generator) -> str:
+    if rng.random() < 0.6:
+        return f"espeak:{rng.choice(ESPEAK_VOICES)}{rng.choice(ESPEAK_VARIANTS)}"
+    return f"flite:{rng.choice(FLITE_VOICES)}"
+
+
+def _tts_texts(rng: np.random.Generator, lj: int, bot: int, digits: int) -> list[str]:
+    _, lj_held_out = lj_clips()
     held_out_texts = {c.text for c in lj_held_out} | {c.text for c in pocketsphinx_clips()}
+    texts = rng.permutation(lj_text_corpus(held_out_texts))
+    texts = [t for t in texts if 3 <= len(t.split()) <= 24][:lj]
+    bot_lines = list(rng.permutation(bot_texts()))[:bot]
+    strings = [" ".join(DIGITS[d] for d in rng.integers(0, 10, rng.integers(1, 6))) for _ in range(digits)]
+    return [*texts, *bot_lines, *strings]
+
+
+def training_jobs(seed: int = 0, tts_lj: int = 1800, tts_bot: int = 500, tts_digits: int = 500) -> list[dict[str, Any]]:
+    """Every utterance of the base stage to render, with its augmentation drawn once (so a build is
+    reproducible): the real training clips and a broad TTS set."""
+    rng = np.random.default_rng(seed)
+    lj_train, _ = lj_clips()
+    fsdd_train, _ = fsdd_clips()
     jobs: list[dict[str, Any]] = []
 
     def add(path: str, text: str, speed: float, noisy: bool, **tts: Any) -> None:
@@ -162,23 +189,58 @@ def training_jobs(seed: int = 0, tts_lj: int = 1800, tts_bot: int = 500, tts_dig
     for clip in fsdd_train:
         add(clip.path, clip.text, 1.0, noisy=False)
         add(clip.path, clip.text, float(rng.uniform(0.85, 1.15)), noisy=True)
-    texts = rng.permutation(lj_text_corpus(held_out_texts))
-    texts = [t for t in texts if 3 <= len(t.split()) <= 24][:tts_lj]
-    bot = list(rng.permutation(bot_texts()))[:tts_bot]
-    digits = [" ".join(DIGITS[d] for d in rng.integers(0, 10, rng.integers(1, 6))) for _ in range(tts_digits)]
-    for text in [*texts, *bot, *digits]:
-        engine = "espeak" if rng.random() < 0.6 else "flite"
-        voice = (f"espeak:{rng.choice(ESPEAK_VOICES)}{rng.choice(ESPEAK_VARIANTS)}" if engine == "espeak"
-                 else f"flite:{rng.choice(FLITE_VOICES)}")
-        add(f"tts:{voice}", text, float(rng.uniform(0.9, 1.1)), noisy=rng.random() < 0.5,
-            voice=voice, tts_speed=float(rng.uniform(0.8, 1.25)), pitch=int(rng.integers(25, 75)))
+    for text in _tts_texts(rng, tts_lj, tts_bot, tts_digits):
+        voice = _tts_voice(rng)
+        add(f"tts:{voice}", text, float(rng.uniform(0.9, 1.1)), noisy=rng.random() < 0.5, voice=voice,
+            tts_speed=float(rng.uniform(0.8, 1.25)), pitch=int(rng.integers(25, 75)))
     return jobs
 
 
-def build(cache: Path, seed: int = 0, processes: int = 2, **sizes: int) -> Path:
-    """Render the training set to ``cache/train-<hash>.pkl`` (log-mel float16 + text); reused when present."""
+def adaptation_jobs(seed: int = 0, lj_copies: int = 6, digit_strings: int = 600, tts: int = 800) -> list[dict[str, Any]]:
+    """The adaptation stage: real speech first (LJ training clips in several speeds, FSDD clips and strings
+    of one speaker's digits with pauses), a smaller TTS share so the rest is not forgotten, and silence of
+    random length and noise floor before and after every utterance, as a live stream has it."""
+    rng = np.random.default_rng(seed + 1)
+    lj_train, _ = lj_clips()
+    fsdd_train, _ = fsdd_clips()
+    jobs: list[dict[str, Any]] = []
+
+    def add(path: str, text: str, speed: float, **extra: Any) -> None:
+        jobs.append({"path": path, "text": text, "speed": speed, "seed": int(rng.integers(2**31)),
+                     "snr_db": float(rng.uniform(10, 40)) if rng.random() < 0.5 else None,
+                     "pad_s": [float(rng.uniform(0, 0.8)), float(rng.uniform(0, 0.8))],
+                     "floor_db": None if rng.random() < 0.2 else float(rng.uniform(-75, -40)), **extra})
+
+    for clip in lj_train:
+        for copy in range(lj_copies):
+            add(clip.path, clip.text, 1.0 if copy == 0 else float(rng.uniform(0.88, 1.12)))
+    by_speaker: dict[str, list[Clip]] = {}
+    for clip in fsdd_train:
+        by_speaker.setdefault(clip.group, []).append(clip)
+        for _ in range(2):
+            add(clip.path, clip.text, float(rng.uniform(0.88, 1.12)))
+    speakers = sorted(by_speaker)
+    for _ in range(digit_strings):
+        clips = by_speaker[speakers[int(rng.integers(len(speakers)))]]
+        picked = [clips[int(i)] for i in rng.integers(0, len(clips), int(rng.integers(2, 6)))]
+        add(picked[0].path, " ".join(c.text for c in picked), float(rng.uniform(0.9, 1.1)),
+            then=[c.path for c in picked[1:]], gaps_s=[float(rng.uniform(0.05, 0.5)) for _ in picked[1:]])
+    shares = (tts * 6 // 10, tts * 2 // 10, tts - tts * 6 // 10 - tts * 2 // 10)
+    for text in _tts_texts(rng, *shares):
+        voice = _tts_voice(rng)
+        add(f"tts:{voice}", text, float(rng.uniform(0.9, 1.1)), voice=voice,
+            tts_speed=float(rng.uniform(0.8, 1.25)), pitch=int(rng.integers(25, 75)))
+    return jobs
+
+
+STAGE_JOBS = {"base": training_jobs, "adapt": adaptation_jobs}
+
+
+def build(cache: Path, seed: int = 0, processes: int = 2, stage: str = "base", **sizes: int) -> Path:
+    """Render a stage's training set to ``cache/train-<hash>.pkl`` (log-mel float16 + text); reused when
+    present."""
     require_tts()
-    jobs = training_jobs(seed, **sizes)
+    jobs = STAGE_JOBS[stage](seed, **sizes)
     digest = hashlib.sha256(json.dumps(jobs, sort_keys=True).encode()).hexdigest()[:12]
     path = cache / f"train-{digest}.pkl"
     if path.exists():
