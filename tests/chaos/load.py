@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.conftest import collect, digit_requests
 from workers.clicks.events import to_json
@@ -102,10 +103,33 @@ def report(scenario: str, **figures: object) -> None:
 BANKING = ["my card hasn't arrived", "how do I top up by transfer?", "I was charged twice", "freeze my card please"]
 
 
+def asr_chunks(topic: str, n: int, streams: int = 25) -> list[OutgoingRecord]:
+    """``n`` audio chunks (160 ms of a bundled LJ Speech clip) of ``streams`` interleaved streams; each stream
+    ends with the clip and starts again under a new id."""
+    from workers.asr.audio import float_to_pcm16, read_audio
+    from workers.asr.protocol import chunk_headers
+
+    audio, rate = read_audio(Path(__file__).resolve().parents[2] / "workers" / "asr" / "samples" / "LJ001-0006.wav")
+    step = int(0.16 * rate)
+    chunks = [float_to_pcm16(audio[i:i + step]) for i in range(0, len(audio), step)]
+    position, session = [0] * streams, [0] * streams
+    out = []
+    for i in range(n):
+        s = i % streams
+        seq, end = position[s], position[s] == len(chunks) - 1
+        out.append(OutgoingRecord(topic, chunks[seq], f"chaos-{s}-{session[s]}".encode(), chunk_headers(seq, rate, end)))
+        position[s] = 0 if end else seq + 1
+        session[s] += end
+    return out
+
+
 def valid_messages(worker: str, topic: str, n: int) -> list[OutgoingRecord]:
-    """``n`` valid inputs of a workload (bot: 50 conversations; clicks: interleaved synthetic sessions)."""
+    """``n`` valid inputs of a workload (bot: 50 conversations; clicks: interleaved synthetic sessions;
+    asr: interleaved audio streams)."""
     if worker == "tensor":
         return digit_requests(n, topic)
+    if worker == "asr":
+        return asr_chunks(topic, n)
     if worker == "bot":
         out = []
         for i in range(n):

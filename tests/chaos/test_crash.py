@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 TOTAL, RATE, KILLS = 5000, 50.0, 5
 
 
-@pytest.mark.parametrize("worker_name", ["tensor", "bot", "clicks"])
+@pytest.mark.parametrize("worker_name", ["tensor", "bot", "clicks", "asr"])
 def test_five_kill_9s_under_load_lose_nothing(broker, topics, start_worker, worker_name: str) -> None:
     from workers.settings import KafkaSettings
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from workers.asr.live import replay
 from workers.bench.probe import ProcessSampler, histogram_delta
-from workers.bench.runner import PARTITIONS, SYSTEMS, SystemUnderTest, worker_onnx_settings
+from workers.bench.runner import PARTITIONS, SYSTEMS, SystemUnderTest, save_figure, worker_onnx_settings
 from workers.bench.workloads import asr_model_only
 from workers.broker import EmbeddedBroker, free_port
 from workers.settings import KafkaSettings
@@ -176,10 +176,7 @@ def plot_cdf(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     ax.set_title("workers bench asr: partial latency by stream count")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -290,6 +290,12 @@ def plot_cdf(results: dict[str, dict[str, Any]], name: str, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("fraction of messages")
+    save_figure(figure, path)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
