@@ -4,7 +4,6 @@ worker stays up."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workers.clicks.events import EVENT_TYPES, Event
-from workers.clicks.model import SessionModel, SessionState
+from workers.clicks.model import SessionModel
 from workers.engine.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
 from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
