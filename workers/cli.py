@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -143,8 +144,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.model == "asr":
         from models import asr
 
-        adapt = asr.ADAPT_EPOCHS if args.adapt_epochs is None else args.adapt_epochs
-        manifest = asr.train(out, epochs=args.epochs or asr.EPOCHS, adapt_epochs=adapt, max_minutes=args.max_minutes)
+        epochs = {"base": args.epochs, "adapt": args.adapt_epochs, "refine": args.refine_epochs}
+        stages = tuple(dataclasses.replace(s, epochs=epochs[s.name]) if epochs.get(s.name) is not None else s
+                       for s in asr.STAGES)
+        manifest = asr.train(out, tuple(s for s in stages if s.epochs), max_minutes=args.max_minutes)
         if manifest is None:
             print("stopped at --max-minutes; run the same command again to resume from the checkpoint", file=sys.stderr)
             return 3
@@ -389,10 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", metavar="FILE", help="clicks: event log to train on (TSV/CSV/JSONL)")
     p.add_argument("--model", dest="kind", choices=["gru", "baseline"], default="gru",
                    help="clicks: the GRU session model (default) or the successor-count baseline")
-    p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping, asr: 30)")
+    p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping, asr: 30 in its base stage)")
     p.add_argument("--max-minutes", type=float, help="asr: stop (checkpointed) after this long; the same command resumes")
     p.add_argument("--adapt-epochs", type=int, help="asr: epochs of the second stage (real speech padded with silence; "
                    "default 12, 0 skips it)")
+    p.add_argument("--refine-epochs", type=int, help="asr: epochs of the third stage (the second's data in smaller "
+                   "batches; default 10, 0 skips it)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="ASR word error rate on held-out real speech (LJ Speech, FSDD, pocketsphinx)")

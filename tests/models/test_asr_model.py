@@ -30,18 +30,20 @@ def test_training_stops_at_its_time_budget_and_resumes_where_it_stopped(tmp_path
     monkeypatch.setattr(asr_data, "build", lambda cache, seed=0, stage="base": data)
     monkeypatch.setattr(asr_model, "evaluate", lambda out: {"ljspeech_held_out": {"wer": 1.0}})
     monkeypatch.setattr(asr_data, "lm_corpus", lambda: ["one two three"] * 3)
-    tiny = {"channels": 16, "kernel": 3, "blocks": 1, "hidden": 16, "max_frames": 600, "cache": tmp_path / "cache"}
+    tiny = {"channels": 16, "kernel": 3, "blocks": 1, "hidden": 16, "cache": tmp_path / "cache"}
+    stages = (asr_model.Stage("base", "base", 2, 2e-3, 600, per_char=False), asr_model.Stage("adapt", "adapt", 1, 1e-3, 300))
     out = tmp_path / "model"
-    assert asr_model.train(out, epochs=2, adapt_epochs=1, max_minutes=1e-4, **tiny) is None  # stops after one step
+    assert asr_model.train(out, stages, max_minutes=1e-4, **tiny) is None  # stops after one step
     history = tmp_path / "cache" / "checkpoints"
     (run,) = history.iterdir()
     assert any(p.name.startswith("ckpt") for p in run.iterdir())
-    manifest = asr_model.train(out, epochs=2, adapt_epochs=1, **tiny)
+    manifest = asr_model.train(out, stages, **tiny)
     assert manifest is not None
-    stages = manifest["training"]["stages"]
-    assert [h["epoch"] for h in stages["base"]["history"]] == [0, 1]
-    assert [h["epoch"] for h in stages["adapt"]["history"]] == [0] and stages["adapt"]["loss"] == "CTC per character"
-    assert len(list(history.iterdir())) == 2  # the adaptation stage checkpoints on its own
+    report = manifest["training"]["stages"]
+    assert [h["epoch"] for h in report["base"]["history"]] == [0, 1]
+    assert [h["epoch"] for h in report["adapt"]["history"]] == [0] and report["adapt"]["loss"] == "CTC per character"
+    assert report["adapt"]["batch_frames"] == 300
+    assert len(list(history.iterdir())) == 2  # each stage checkpoints on its own
     assert (out / "model.onnx").exists() and (out / "lm.txt.gz").exists()
     assert max(manifest["export"]["parity_max_abs_diff"].values()) < 1e-3
     state = manifest["asr"]["state"]
