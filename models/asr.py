@@ -331,7 +331,8 @@ def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cach
                       "contexts": len(lm), "text": "LJ Speech transcripts except the held-out clips' "
                       "(public domain), Banking77 and CLINC150 training utterances, the digit words"}
     manifest["metrics"] = {**evaluate(out), "measured_on": "the exported ONNX graph through the streaming path "
-                           "(160 ms chunks, endpointing, finals by beam search with the LM), held-out clips only"}
+                           "(160 ms chunks, endpointing, finals by beam search with the LM at the default "
+                           "settings), held-out clips only"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -180,6 +180,10 @@ class AsrSettings(_Section):
         "(partials are greedy); 0 makes finals greedy too.")
     lm_weight: float = Field(0.8, ge=0, description="Weight of the language model's log-probability in the beam search.")
     lm_bonus: float = Field(1.5, description="Score added per character in the beam search (offsets the LM's length penalty).")
+    beam_prune: float = Field(
+        -6.0, le=0, description="A frame's characters below this log-probability are not extended by the beam search. "
+        "-6 searched 2.3x faster than -8 for +0.001 WER on the validation utterances; the search blocks the batch "
+        "loop, so this is partial latency under load.")
     max_streams: int = Field(
         10_000, ge=1, description="Concurrent streams held; a new stream beyond it is dead-lettered "
         "(reason too_many_streams) instead of evicting a live one.")

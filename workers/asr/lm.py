@@ -9,6 +9,7 @@ directory: one line per context, ``context<TAB>char:count<TAB>char:count ...``.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -45,7 +46,9 @@ class CharLM:
         return cls(order, {h: cs for h, cs in pruned.items() if cs})
 
     def save(self, path: Path) -> None:
-        with gzip.open(path, "wt", encoding="utf-8") as f:
+        """Byte-reproducible (no time stamp in the gzip header), so retraining leaves an unchanged LM unchanged."""
+        with open(path, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as packed, \
+                io.TextIOWrapper(packed, encoding="utf-8") as f:
             f.write(f"order\t{self.order}\n")
             for h in sorted(self._counts):
                 f.write(h + "\t" + "\t".join(f"{c}:{k}" for c, k in sorted(self._counts[h].items())) + "\n")

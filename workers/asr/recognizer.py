@@ -166,17 +166,18 @@ class Recognizer:
     """Streams in, segments out. Not thread-safe: one caller (the engine's batch loop, or a CLI)."""
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
-                 lm: CharLM | None = None, beam: int = 8, lm_weight: float = 0.8, lm_bonus: float = 1.5) -> None:
+                 lm: CharLM | None = None, beam: int = 8, lm_weight: float = 0.8, lm_bonus: float = 1.5,
+                 beam_prune: float = -6.0) -> None:
         self.model = model
         self.endpoint_frames = max(1, round(endpoint_s / model.frame_s))
         self.max_segment_s = max_segment_s
         self.lm = lm if beam > 0 else None
-        self.beam, self.lm_weight, self.lm_bonus = beam, lm_weight, lm_bonus
+        self.beam, self.lm_weight, self.lm_bonus, self.beam_prune = beam, lm_weight, lm_bonus, beam_prune
 
     @classmethod
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, model.lm, settings.beam, settings.lm_weight,
-                   settings.lm_bonus)
+                   settings.lm_bonus, settings.beam_prune)
 
     def new_stream(self, rate: int) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -257,7 +258,7 @@ class Recognizer:
         decoder = stream.decoder
         if self.lm is not None and decoder.log_probs and decoder.has_speech:
             text, frames = beam_search(np.concatenate(decoder.log_probs).astype(np.float32), self.lm, self.beam,
-                                       self.lm_weight, self.lm_bonus)
+                                       self.lm_weight, self.lm_bonus, self.beam_prune)
             start = decoder.first_time or 0.0
             decoder.tokens = [ALPHABET.index(c) + 1 for c in text]
             decoder.times = [start + f * self.model.frame_s for f in frames]

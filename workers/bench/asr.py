@@ -185,7 +185,7 @@ def format_table(report: dict[str, Any]) -> str:
 
     lines = [f"workers bench asr: {report['seconds_per_run']:g} s per run, chunks of {report['chunk_s'] * 1000:g} ms in "
              f"real time, {report['clips']} clips, {report['cpu_count']} CPUs",
-             f"{'system':<22}{'streams':>8}{'RTFX':>7}{'answered':>9}  {'partial ms avg/p50/p90/p95/p99':<32}"
+             f"{'system':<22}{'streams':>8}{'RTFX':>7}{'answered':>9}  {'partial ms avg/p50/p90/p95/p99':<36}"
              f"{'final ms p50/p95':<18}{'batch':>6}{'infer ms':>9}{'CPU':>6}{'RSS MB':>8}"]
     for system in SYSTEMS:
         for run in report.get(system, {}).get("runs", []):
@@ -194,7 +194,7 @@ def format_table(report: dict[str, Any]) -> str:
             final = "/".join(ms(f[k]) for k in ("p50", "p95"))
             infer = run.get("inference_s_mean_per_batch")
             lines.append(f"{system:<22}{run['streams']:>8}{run['rtfx']:>7.1f}{run['answered_fraction']:>9.1%}  "
-                         f"{partial:<32}{final:<18}{run.get('batch_size_mean') or 1:>6.1f}{ms(infer):>9}"
+                         f"{partial:<36}{final:<18}{run.get('batch_size_mean') or 1:>6.1f}{ms(infer):>9}"
                          f"{run['cpu_cores']:>6.2f}{run['peak_rss_mb']:>8.0f}")
     target = ms(report["target_p95_s"])
     for system in SYSTEMS:
