@@ -134,12 +134,9 @@ class AsrHandler(StatefulHandler[Chunk]):
             if end and not item.value.end and produced:
                 produced[-1].reason = "max_duration"  # the stream hit max_stream_s, not its own end
             for n, segment in enumerate(produced):
-                if segment.final:
-                    metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
                 last = end and n == len(produced) - 1
-                results.append(Result(encode_json(self._result(item.value.stream_id, item.value.seq, state, segment, last,
-                                                                item.latency_fields(inference_s), gap)),
-                                      item.value.stream_id.encode()))
+                results.append(self._emit(item.value.stream_id, item.value.seq, state, segment, last,
+                                          item.latency_fields(inference_s), gap))
             if end:
                 self.streams.pop(item.value.stream_id)
                 self.ended[item.value.stream_id] = item.value.seq
@@ -164,10 +161,15 @@ class AsrHandler(StatefulHandler[Chunk]):
             for segment in segments:
                 if segment.final and segment.text:
                     segment.reason = "idle_timeout"
-                    metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
-                    results.append(Result(encode_json(self._result(stream_id, state.next_seq - 1, state, segment,
-                                                                   False, None, 0)), stream_id.encode()))
+                    results.append(self._emit(stream_id, state.next_seq - 1, state, segment, False, None, 0))
         return results
+
+    def _emit(self, stream_id: str, seq: int, state: StreamState, segment: Segment, end: bool,
+              latency: dict | None, gap: int) -> Result:
+        """One transcript record; a final is counted by why it ended."""
+        if segment.final:
+            metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
+        return Result(encode_json(self._result(stream_id, seq, state, segment, end, latency, gap)), stream_id.encode())
 
     def _result(self, stream_id: str, seq: int, state: StreamState, segment: Segment, end: bool,
                 latency: dict | None, gap: int) -> dict:
