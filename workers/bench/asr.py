@@ -23,9 +23,9 @@ from typing import Any
 
 from workers.asr.live import replay
 from workers.bench.probe import ProcessSampler, histogram_delta
-from workers.bench.runner import PARTITIONS, SYSTEMS, SystemUnderTest, save_figure, worker_onnx_settings
+from workers.bench.runner import (PARTITIONS, SYSTEMS, SystemUnderTest, bench_broker, save_figure,
+                                  worker_onnx_settings)
 from workers.bench.workloads import asr_model_only
-from workers.broker import EmbeddedBroker, free_port
 from workers.settings import KafkaSettings
 from workers.transport.factory import ensure_topics
 
@@ -104,23 +104,15 @@ def run_asr_bench(options: AsrBenchOptions) -> dict[str, Any]:
     if not options.files:
         options.files = default_clips()
     logdir = Path(tempfile.mkdtemp(prefix="workers-bench-asr-"))
-    broker = None
-    bootstrap = options.bootstrap
-    if bootstrap is None:
-        broker = EmbeddedBroker(port=free_port()).start()
-        bootstrap = broker.bootstrap_servers
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in options.systems}
     seed = int(time.time()) % 100_000
-    try:
+    with bench_broker(options.bootstrap) as bootstrap:
         for system in options.systems:
             for streams in sorted(options.streams):
                 seed += 1
                 runs[system].append(run_streams(system, streams, options, bootstrap, logdir, seed))
                 if not keeps_up(runs[system][-1], options.target_p95_s):
                     break  # more streams only fall further behind
-    finally:
-        if broker is not None:
-            broker.stop()
     report = summarise(runs, options)
     report["logs"] = str(logdir)
     return report

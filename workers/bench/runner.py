@@ -15,6 +15,7 @@ the serving overhead is visible.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,17 +187,25 @@ def automatic_rates(capacity: dict[str, float]) -> dict[str, list[float]]:
     return rates
 
 
+@contextlib.contextmanager
+def bench_broker(bootstrap: str | None) -> Iterator[str]:
+    """The cluster a benchmark runs against: ``bootstrap`` when given, else an embedded broker for its duration."""
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    broker = EmbeddedBroker(port=free_port()).start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
 def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
     workload = WORKLOADS[name]
     logdir = Path(tempfile.mkdtemp(prefix=f"workers-bench-{name}-"))
-    broker = None
-    bootstrap = options.bootstrap
-    if bootstrap is None:
-        broker = EmbeddedBroker(port=free_port()).start()
-        bootstrap = broker.bootstrap_servers
     results: dict[str, dict[str, Any]] = {s: {"runs": []} for s in options.systems}
     seed = int(time.time()) % 100_000
-    try:
+    with bench_broker(options.bootstrap) as bootstrap:
         for system in options.systems:
             log.info("%s: saturation, window %d, %.0fs", system, options.window, options.seconds)
             seed += 1
@@ -209,9 +219,6 @@ def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
                 seed += 1
                 results[system]["runs"].append(run_phase(workload, system, f"rate {rate:g}", rate, options, bootstrap,
                                                          logdir, seed))
-    finally:
-        if broker is not None:
-            broker.stop()
     report = summarise(workload, results, options)
     report["logs"] = str(logdir)
     return report
