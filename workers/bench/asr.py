@@ -46,7 +46,7 @@ def default_clips() -> list[str]:
 @dataclass
 class AsrBenchOptions:
     streams: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 48, 64])
-    seconds: float = 20.0
+    seconds: float = 15.0  # as `workers bench --seconds`
     chunk_s: float = 0.16
     target_p95_s: float = 0.3
     systems: tuple[str, ...] = SYSTEMS

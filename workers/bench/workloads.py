@@ -263,11 +263,13 @@ def asr_tf_step(mode: str) -> Step:
 def asr_model_only(batch: int, seconds: float, onnx: OnnxSettings, chunk_s: float = 0.16) -> dict[str, float]:
     """ONNX Runtime alone, loaded as the worker loads it, on ``batch`` streams' chunks of ``chunk_s`` in one
     call; ``throughput`` is in streams kept in real time (RTFX: audio seconds per wall second)."""
+    from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE
     from workers.asr.recognizer import AcousticModel
 
     model = AcousticModel(ARTIFACTS / "asr", onnx)
     memories = [model.initial_memory() for _ in range(batch)]
-    frames = np.random.default_rng(0).normal(-8, 2, (batch, int(round(chunk_s * 100)), 80)).astype(np.float32)
+    shape = (batch, int(round(chunk_s * SAMPLE_RATE / HOP)), N_MELS)
+    frames = np.random.default_rng(0).normal(-8, 2, shape).astype(np.float32)
     timing = _time_session(lambda: model.run(memories, frames), batch, seconds)
     return timing | {"throughput": round(batch * chunk_s / timing["median_batch_s"], 1), "unit": "RTFX"}
 
