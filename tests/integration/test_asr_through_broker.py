@@ -65,3 +65,20 @@ def test_bad_chunks_are_dead_lettered_and_streams_go_on(kafka, topics, start_wor
     out = collect(kafka, [topics["output"]], until=lambda r: any(b'"final"' in x.value for x in r), timeout_s=60)
     assert [json.loads(r.value)["type"] for r in out] == ["partial", "final"]
     assert worker.metric("workers_messages_dlq_total", reason="rate_changed") == 1
+
+
+def test_a_stream_that_stops_without_end_gets_an_idle_final(kafka, topics, start_worker) -> None:
+    from workers.asr.audio import load_audio
+
+    worker = start_worker("asr", kafka, topics, WORKERS_STATE_TTL_S="2")
+    speech = load_audio(REPO / "workers" / "asr" / "samples" / "LJ001-0006.wav")[: 16000 * 2]
+    chunks = [speech[i:i + 2560] for i in range(0, len(speech), 2560)]
+    send(kafka, [OutgoingRecord(topics["input"], float_to_pcm16(c), b"gone", chunk_headers(seq, 16000))
+                 for seq, c in enumerate(chunks)])  # the client vanishes: no `end`
+    out = collect(kafka, [topics["output"]], until=lambda r: any(b"idle_timeout" in x.value for x in r), timeout_s=60)
+    results = [json.loads(r.value) for r in out]
+    final = results[-1]
+    assert final["type"] == "final" and final["reason"] == "idle_timeout" and final["text"]
+    assert final["seq"] == len(chunks) - 1 and final["end_of_stream"] is False and "latency" not in final
+    assert len([r for r in results if r["type"] == "partial"]) == len(chunks)
+    worker.wait_for(lambda: worker.metric("workers_asr_segments_total", reason="idle_timeout") == 1, 10, "counting it")
