@@ -182,8 +182,11 @@ class AsrSettings(_Section):
     lm_bonus: float = Field(1.5, description="Score added per character in the beam search (offsets the LM's length penalty).")
     beam_prune: float = Field(
         -6.0, le=0, description="A frame's characters below this log-probability are not extended by the beam search. "
-        "-6 searched 2.3x faster than -8 for +0.001 WER on the validation utterances; the search blocks the batch "
-        "loop, so this is partial latency under load.")
+        "-6 searched 2.3x faster than -8 for +0.001 WER on the validation utterances.")
+    search_processes: int = Field(
+        1, ge=0, description="Processes running the finals' beam search, off the batch loop: a final is sent when "
+        "its search is done, and the stream's later results wait behind it. 0 runs the search in the batch loop, "
+        "where it delays every partial of that batch.")
     max_streams: int = Field(
         10_000, ge=1, description="Concurrent streams held; a new stream beyond it is dead-lettered "
         "(reason too_many_streams) instead of evicting a live one.")

@@ -9,7 +9,9 @@ Transcript (key = stream id)::
 
 One chunk per stream per batch (chunks of a stream are applied in order); the chunks of all streams in a
 batch go through the acoustic model in one call. Each chunk yields the partial of the open segment, and
-a final whenever a segment ends (endpoint, segment too long, end of stream). A duplicate chunk (``seq``
+a final whenever a segment ends (endpoint, segment too long, end of stream). A final's beam search runs
+in a separate process (``search_processes``): the chunk's results are sent when it is done, the rest
+of the batch does not wait for it, and the stream's later results queue behind it. A duplicate chunk (``seq``
 already seen, e.g. redelivered after a restart) is skipped; a gap is filled with silence and reported
 (``gap_chunks``); a stream whose state is gone (restart, rebalance, expiry) resumes with fresh state
 from the chunk that arrives (``resumed: true``).
@@ -17,21 +19,26 @@ from the chunk that arrives (``resumed: true``).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from workers import metrics
 from workers.asr.audio import Resampler, pcm16_to_float
+from workers.asr.finals import FinalsPool, Searched, SearchSettings
 from workers.asr.protocol import Chunk, parse_chunk
 from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
 from workers.engine.codec import encode_json
-from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
+from workers.engine.handler import Deferred, InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
 
+log = logging.getLogger(__name__)
 MAX_GAP_FILL_S = 5.0
 ENDED_STREAMS_REMEMBERED = 10_000
 
@@ -41,6 +48,18 @@ class StreamState:
     stream: Stream
     next_seq: int
     resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkContext:
+    """What a chunk's results say about their stream, fixed when the chunk is applied (a deferred final
+    is encoded later, when the stream may have moved on)."""
+
+    stream_id: str
+    seq: int
+    audio_s: float
+    resumed: bool
+    gap: int = 0
 
 
 class AsrHandler(StatefulHandler[Chunk]):
@@ -55,6 +74,11 @@ class AsrHandler(StatefulHandler[Chunk]):
         self.acoustic = AcousticModel(model_dir, settings.onnx)
         self.model = self.acoustic.onnx
         self.recognizer = Recognizer.from_settings(self.acoustic, self.settings)
+        self.finals: FinalsPool | None = None
+        if self.recognizer.lm is not None and self.acoustic.lm_path is not None and self.settings.search_processes:
+            search = SearchSettings(self.settings.beam, self.settings.lm_weight, self.settings.lm_bonus,
+                                    self.settings.beam_prune)
+            self.finals = FinalsPool(self.acoustic.lm_path, self.settings.search_processes, search)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
         self._chunks = {o: metrics.ASR_CHUNKS.labels(worker=self.name, outcome=o)
@@ -71,6 +95,8 @@ class AsrHandler(StatefulHandler[Chunk]):
 
     def warmup(self, runs: int) -> None:
         self.acoustic.warmup(runs)
+        if self.finals is not None:
+            self.finals.warmup()
         Resampler(44_100).push(np.zeros(4410, np.float32))  # imports scipy.signal now, not on the first stream
 
     def decode(self, record: Record) -> tuple[str, Chunk]:
@@ -125,26 +151,47 @@ class AsrHandler(StatefulHandler[Chunk]):
         if not admitted:
             return outcomes
         segments = self.recognizer.accept([a[1].stream for a in admitted], [a[2] for a in admitted],
-                                          [a[3] for a in admitted])
+                                          [a[3] for a in admitted], defer_search=self.finals is not None)
         inference_s = self.model.last_run_s
         for (i, state, audio, end, gap), produced in zip(admitted, segments, strict=True):
             item = batch[i]
             self._audio.inc(len(audio) / state.stream.rate)
-            results = []
             if end and not item.value.end and produced:
                 produced[-1].reason = "max_duration"  # the stream hit max_stream_s, not its own end
-            for n, segment in enumerate(produced):
-                last = end and n == len(produced) - 1
-                results.append(self._emit(item.value.stream_id, item.value.seq, state, segment, last,
-                                          item.latency_fields(inference_s), gap))
+            context = ChunkContext(item.value.stream_id, item.value.seq, state.stream.audio_s, state.resumed, gap)
+            lattices = [s.lattice for s in produced if s.lattice is not None]
+            if lattices and self.finals is not None:
+                outcomes[i] = Deferred(self.finals.search(lattices),
+                                       partial(self._finish, item, context, produced, end, inference_s))
+            else:
+                outcomes[i] = self._results(item, context, produced, end, inference_s)
             if end:
                 self.streams.pop(item.value.stream_id)
                 self.ended[item.value.stream_id] = item.value.seq
                 while len(self.ended) > ENDED_STREAMS_REMEMBERED:
                     self.ended.popitem(last=False)
-            outcomes[i] = results
         self.report_state()
         return outcomes
+
+    def _results(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
+                 inference_s: float, extra_latency: dict | None = None) -> list[Result]:
+        latency = item.latency_fields(inference_s) | (extra_latency or {})
+        return [self._emit(context, segment, end and n == len(produced) - 1, latency)
+                for n, segment in enumerate(produced)]
+
+    def _finish(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
+                inference_s: float, search: Future[tuple[list[Searched], float]]) -> list[Result]:
+        """A chunk's results once its finals' beam search is done; its greedy text if the search failed."""
+        pending = [s for s in produced if s.lattice is not None]
+        try:
+            found, seconds = search.result()
+        except Exception as exc:
+            log.warning("%s: beam search for stream %r failed (%s); sending the greedy final", self.name,
+                        context.stream_id, exc)
+            found, seconds = [], 0.0
+        for segment, searched in zip(pending, found, strict=False):
+            self.recognizer.apply_search(segment, searched)
+        return self._results(item, context, produced, end, inference_s, {"search_ms": round(seconds * 1000, 3)})
 
     def on_expired(self, expired: list[tuple[str, StreamState]]) -> list[Result]:
         """Streams silent for ``state_ttl_s`` without ``end``: each open segment is closed as a final (reason
@@ -155,38 +202,41 @@ class AsrHandler(StatefulHandler[Chunk]):
             return []
         silence = np.zeros(0, np.float32)
         produced = self.recognizer.accept([s.stream for _, s in speaking], [silence] * len(speaking),
-                                          [True] * len(speaking))
+                                          [True] * len(speaking))  # searched here: rare, and no input waits
         results = []
         for (stream_id, state), segments in zip(speaking, produced, strict=True):
+            context = ChunkContext(stream_id, state.next_seq - 1, state.stream.audio_s, state.resumed)
             for segment in segments:
                 if segment.final and segment.text:
                     segment.reason = "idle_timeout"
-                    results.append(self._emit(stream_id, state.next_seq - 1, state, segment, False, None, 0))
+                    results.append(self._emit(context, segment, False, None))
         return results
 
-    def _emit(self, stream_id: str, seq: int, state: StreamState, segment: Segment, end: bool,
-              latency: dict | None, gap: int) -> Result:
+    def close(self) -> None:
+        if self.finals is not None:
+            self.finals.close()
+
+    def _emit(self, context: ChunkContext, segment: Segment, end: bool, latency: dict | None) -> Result:
         """One transcript record; a final is counted by why it ended."""
         if segment.final:
             metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
-        return Result(encode_json(self._result(stream_id, seq, state, segment, end, latency, gap)), stream_id.encode())
+        return Result(encode_json(self._result(context, segment, end, latency)), context.stream_id.encode())
 
-    def _result(self, stream_id: str, seq: int, state: StreamState, segment: Segment, end: bool,
-                latency: dict | None, gap: int) -> dict:
+    def _result(self, context: ChunkContext, segment: Segment, end: bool, latency: dict | None) -> dict:
         """``end``: this is the stream's last result; ``latency``: None for a result no chunk asked for."""
         result = {
-            "stream_id": stream_id, "seq": seq, "type": "final" if segment.final else "partial",
+            "stream_id": context.stream_id, "seq": context.seq, "type": "final" if segment.final else "partial",
             "segment": segment.index, "text": segment.text, "words": [w.as_dict() for w in segment.words],
             "start_s": round(segment.start_s, 3), "end_s": round(segment.end_s, 3),
-            "audio_s": round(state.stream.audio_s, 3), "end_of_stream": end,
+            "audio_s": round(context.audio_s, 3), "end_of_stream": end,
             "model_version": self.version,
         }
         if latency is not None:
             result["latency"] = latency
         if segment.final:
             result["reason"] = segment.reason
-        if gap:
-            result["gap_chunks"] = gap
-        if state.resumed:
+        if context.gap:
+            result["gap_chunks"] = context.gap
+        if context.resumed:
             result["resumed"] = True
         return result

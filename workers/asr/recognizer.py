@@ -6,7 +6,8 @@ Per stream: a resampler, the log-mel carry-over, frames waiting for an even coun
 (convolution caches and GRU state), and the greedy CTC decoder of the current segment. A segment ends
 (a *final*) at end of stream or after ``endpoint_s`` of blank/space output following speech.
 Partials are greedy CTC; a final is re-decoded once with a beam search and the model's character
-language model (``lm.txt.gz``, when the model directory has one).
+language model (``lm.txt.gz``, when the model directory has one): here, or by the caller
+(``defer_search``; the worker runs it in another process, see ``workers.asr.finals``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler
+from workers.asr.finals import Searched
 from workers.asr.lm import CharLM, beam_search
 from workers.asr.text import ALPHABET, BLANK
 from workers.runtime.onnx_model import OnnxModel
@@ -50,6 +52,9 @@ class Segment:
     start_s: float
     end_s: float
     reason: str | None = None  # finals: endpoint, max_segment, end_of_stream
+    lattice: np.ndarray | None = None
+    """A final's log-probabilities while its beam search is still owed (``accept(defer_search=True)``)."""
+    lattice_start_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -129,6 +134,7 @@ class AcousticModel:
         self.state_shapes = {name: tuple(shape) for name, shape in spec["state"].items()}
         self.frame_s = self.stack * HOP / SAMPLE_RATE
         lm_file = Path(model_dir) / "lm.txt.gz"
+        self.lm_path: Path | None = lm_file if lm_file.exists() else None
         self.lm = CharLM.load(lm_file) if lm_file.exists() else None
         """The character language model shipped with the acoustic model, for the finals' beam search."""
 
@@ -183,9 +189,12 @@ class Recognizer:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
                       self.model.initial_memory())
 
-    def accept(self, streams: list[Stream], chunks: list[np.ndarray], ends: list[bool]) -> list[list[Segment]]:
+    def accept(self, streams: list[Stream], chunks: list[np.ndarray], ends: list[bool],
+               defer_search: bool = False) -> list[list[Segment]]:
         """Feed one chunk (float samples at the stream's rate; may be empty) per stream, all in one batch.
-        Returns per stream the segments to report: the partial of the open segment, and finals."""
+        Returns per stream the segments to report: the partial of the open segment, and finals.
+        ``defer_search``: finals keep their greedy text and carry their ``lattice``; the caller runs the
+        beam search (elsewhere) and applies it with :meth:`apply_search`."""
         stack = self.model.stack
         ready: list[np.ndarray] = []
         for stream, chunk, end in zip(streams, chunks, ends, strict=True):
@@ -208,9 +217,10 @@ class Recognizer:
             out = self.model.run([streams[i].memory for i in rows], np.stack([ready[i] for i in rows]))
             for row, i in enumerate(rows):
                 log_probs[i] = out[row]
-        return [self._decode(stream, lp, end) for stream, lp, end in zip(streams, log_probs, ends, strict=True)]
+        return [self._decode(stream, lp, end, defer_search)
+                for stream, lp, end in zip(streams, log_probs, ends, strict=True)]
 
-    def _decode(self, stream: Stream, log_probs: np.ndarray | None, end: bool) -> list[Segment]:
+    def _decode(self, stream: Stream, log_probs: np.ndarray | None, end: bool, defer_search: bool) -> list[Segment]:
         frame_s = self.model.frame_s
         segments: list[Segment] = []
         if log_probs is not None:
@@ -223,16 +233,16 @@ class Recognizer:
                 position = (stream.frames_done + stop) * frame_s
                 speech = stream.decoder.has_speech
                 if speech and stream.decoder.silent_frames >= self.endpoint_frames:
-                    segments.append(self._close(stream, position, "endpoint"))
+                    segments.append(self._close(stream, position, "endpoint", defer_search))
                 elif speech and position - stream.segment_start_s >= self.max_segment_s:
-                    segments.append(self._close(stream, position, "max_segment"))
+                    segments.append(self._close(stream, position, "max_segment", defer_search))
                 elif not speech and stream.decoder.silent_frames >= self.endpoint_frames:
                     stream.segment_start_s = position  # silence before speech is no segment of its own
                 start = stop
             stream.frames_done += len(best)
         if end:
             if stream.decoder.has_speech or not segments:
-                segments.append(self._close(stream, stream.frames_done * frame_s, "end_of_stream"))
+                segments.append(self._close(stream, stream.frames_done * frame_s, "end_of_stream", defer_search))
         elif stream.decoder.has_speech or not segments:  # a partial per chunk, empty before any speech
             segments.append(self._segment(stream, final=False, end_s=stream.frames_done * frame_s))
         return segments
@@ -254,16 +264,30 @@ class Recognizer:
         words = stream.decoder.words(self.model.frame_s)
         return Segment(stream.segment, " ".join(w.word for w in words), words, final, stream.segment_start_s, end_s)
 
-    def _close(self, stream: Stream, end_s: float, reason: str) -> Segment:
+    def search(self, lattice: np.ndarray) -> Searched:
+        """The beam search with the language model over one segment's log-probabilities."""
+        assert self.lm is not None
+        return Searched(*beam_search(lattice.astype(np.float32), self.lm, self.beam, self.lm_weight, self.lm_bonus,
+                                     self.beam_prune))
+
+    def apply_search(self, segment: Segment, found: Searched) -> None:
+        """Replace a final's greedy text and words by what its beam search found."""
+        frame_s = self.model.frame_s
+        decoder = Decoder(tokens=[ALPHABET.index(c) + 1 for c in found.text],
+                          times=[segment.lattice_start_s + f * frame_s for f in found.frames])
+        segment.words = decoder.words(frame_s)
+        segment.text = " ".join(w.word for w in segment.words)
+        segment.lattice = None
+
+    def _close(self, stream: Stream, end_s: float, reason: str, defer_search: bool) -> Segment:
         decoder = stream.decoder
-        if self.lm is not None and decoder.log_probs and decoder.has_speech:
-            text, frames = beam_search(np.concatenate(decoder.log_probs).astype(np.float32), self.lm, self.beam,
-                                       self.lm_weight, self.lm_bonus, self.beam_prune)
-            start = decoder.first_time or 0.0
-            decoder.tokens = [ALPHABET.index(c) + 1 for c in text]
-            decoder.times = [start + f * self.model.frame_s for f in frames]
         segment = self._segment(stream, final=True, end_s=end_s)
         segment.reason = reason
+        if self.lm is not None and decoder.log_probs and decoder.has_speech:
+            segment.lattice = np.concatenate(decoder.log_probs)
+            segment.lattice_start_s = decoder.first_time or 0.0
+            if not defer_search:
+                self.apply_search(segment, self.search(segment.lattice))
         stream.segment += 1
         stream.segment_start_s = end_s
         stream.decoder = Decoder()

@@ -6,7 +6,8 @@ contiguous done prefix of its partition. A crash therefore re-reads, never skips
 limited to the uncommitted window, and each result carries ``source.*`` headers to de-duplicate.
 
 The loop is single-threaded: batches run in arrival order and results are produced in that order,
-so per-key (per-partition) ordering holds. Backpressure pauses every assigned partition while more
+so per-key (per-partition) ordering holds. A handler may defer part of its work (:class:`Deferred`);
+later outcomes of that key then wait behind it, so each key's order still holds. Backpressure pauses every assigned partition while more
 than ``max_in_flight`` messages are unfinished, and resumes them at half that.
 """
 
@@ -16,14 +17,16 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import wait
 from dataclasses import dataclass
 from typing import Any
 
 from workers import metrics as m
 from workers.engine.batcher import MicroBatcher
 from workers.engine.dlq import dead_letter
-from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
+from workers.engine.handler import Deferred, Handler, InvalidMessage, Outcome, Pending, Result
 from workers.engine.offsets import OffsetTracker
 from workers.engine.reload import ModelReloader
 from workers.http import Health
@@ -32,6 +35,8 @@ from workers.transport.base import Consumer, Producer
 from workers.transport.records import OutgoingRecord, Record, TopicPartition
 
 log = logging.getLogger(__name__)
+DEFERRED_POLL_S = 0.002
+"""Longest poll while deferred results are outstanding: how late a finished one may be sent."""
 
 
 class FatalDeliveryError(RuntimeError):
@@ -78,6 +83,8 @@ class StreamEngine:
         self._last_commit = time.monotonic()
         self._last_housekeeping = 0.0
         self._lag_partitions: set[int] = set()
+        self._held: dict[str, deque[tuple[Record, Outcome]]] = {}
+        """Per key, outcomes waiting for a :class:`Deferred` ahead of them (the head is always one)."""
         labels = {"worker": handler.name, "topic": self.input_topic}
         self._m_in = m.MESSAGES_IN.labels(**labels)
         self._m_in_flight = m.IN_FLIGHT.labels(**labels)
@@ -100,11 +107,13 @@ class StreamEngine:
     def _switch_model(self, new: Handler[Any]) -> None:
         """Hand over to a loaded and warmed new model version, between batches."""
         old = self.handler
+        self._release_held(wait_for_all=True)  # deferred results of the old version finish on it
         new.adopt(old)
         self.handler = new
         m.MODEL_INFO.labels(worker=old.name, model=old.model.name, version=old.model.version, provider=old.model.provider).set(0)
         self._bind_model_metrics()
         log.info("%s: now serving model %s version %s (was %s)", new.name, new.model.name, new.model.version, old.model.version)
+        old.close()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -141,6 +150,8 @@ class StreamEngine:
         self.health.beat()
         due_in = self.batcher.seconds_until_due()
         timeout = 0.1 if due_in is None else min(due_in, 0.1)
+        if self._held:
+            timeout = min(timeout, DEFERRED_POLL_S)  # a deferred result may be ready any moment
         room = max(1, self.settings.max_in_flight - self.tracker.in_flight)
         polled_at = time.monotonic()
         records = self.consumer.poll(timeout, min(self.settings.poll_max_records, room))
@@ -151,6 +162,7 @@ class StreamEngine:
             time.sleep(max(0.0, timeout - (time.monotonic() - polled_at)))
         while self.batcher.due():
             self._run_batch(self.batcher.take())
+        self._release_held(wait_for_all=False)
         if self.reloader is not None and (new := self.reloader.take()) is not None:
             self._switch_model(new)
         self.producer.poll()
@@ -192,10 +204,42 @@ class StreamEngine:
             log.exception("%s: batch of %d failed; retrying its items one by one", self.handler.name, len(batch))
             outcomes = [self._process_alone(item) for item in batch]
         for item, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, InvalidMessage):
-                self._send_to_dlq(item.record, outcome)
+            held = self._held.get(item.key)
+            if held is not None:
+                held.append((item.record, outcome))
+            elif isinstance(outcome, Deferred):
+                self._held[item.key] = deque([(item.record, outcome)])
             else:
-                self._send_results(item.record, outcome)
+                self._send_outcome(item.record, outcome)
+
+    def _release_held(self, wait_for_all: bool) -> None:
+        """Send each key's held outcomes up to its first deferred one that is not done (or all of them)."""
+        for key in list(self._held):
+            held = self._held[key]
+            while held:
+                record, outcome = held[0]
+                if isinstance(outcome, Deferred) and not outcome.future.done():
+                    if not wait_for_all:
+                        break
+                    wait([outcome.future])
+                held.popleft()
+                self._send_outcome(record, outcome)
+            if not held:
+                del self._held[key]
+
+    def _send_outcome(self, record: Record, outcome: Outcome) -> None:
+        if isinstance(outcome, Deferred):
+            try:
+                outcome = outcome.finish(outcome.future)
+            except InvalidMessage as invalid:
+                outcome = invalid
+            except Exception as exc:
+                log.exception("%s: finishing a deferred result failed", self.handler.name)
+                outcome = InvalidMessage("inference_error", f"{type(exc).__name__}: {exc}")
+        if isinstance(outcome, InvalidMessage):
+            self._send_to_dlq(record, outcome)
+        else:
+            self._send_results(record, outcome)
 
     def _process_alone(self, item: Pending[Any]) -> Outcome:
         try:
@@ -299,9 +343,11 @@ class StreamEngine:
         self._lag_partitions = {tp.partition for tp in lags}
 
     def drain(self, timeout_s: float) -> bool:
-        """Run every queued message, wait for all acknowledgements, commit. False if acks timed out."""
+        """Run every queued message, wait for deferred results and all acknowledgements, commit. False if
+        acks timed out."""
         while len(self.batcher):
             self._run_batch(self.batcher.take())
+        self._release_held(wait_for_all=True)
         flushed = self.producer.flush(timeout_s)
         self._raise_if_fatal()
         self._commit()
@@ -330,3 +376,4 @@ class StreamEngine:
         finally:
             self.consumer.close()
             self.producer.close()
+            self.handler.close()

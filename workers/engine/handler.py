@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from workers import metrics
@@ -56,8 +57,22 @@ class Result:
     headers: Headers = field(default_factory=list)
 
 
-Outcome = list[Result] | InvalidMessage
-"""Per input: the results to produce (possibly none), or why it goes to the dead-letter topic."""
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Results still being computed off the batch loop (an ASR final's beam search in another process),
+    so the rest of the batch is not kept waiting for them.
+
+    ``finish(future)`` runs on the loop thread once ``future`` is done and returns the results (or raises
+    :class:`InvalidMessage`). Until then the input's offset stays uncommitted, and later outcomes of the
+    same key are held behind it, so each key's results keep their order."""
+
+    future: Future[Any]
+    finish: Callable[[Future[Any]], list[Result]]
+
+
+Outcome = list[Result] | InvalidMessage | Deferred
+"""Per input: the results to produce (possibly none), why it goes to the dead-letter topic, or results
+that are still being computed."""
 
 
 class Handler(abc.ABC, Generic[V]):
@@ -93,6 +108,9 @@ class Handler(abc.ABC, Generic[V]):
         """Called about once a second: expire idle state, update gauges. Returns results owed without an
         input of their own (produced best effort: no input offset waits on them)."""
         return []
+
+    def close(self) -> None:
+        """Release what the handler started (child processes); called once it serves no more."""
 
     def describe(self) -> dict[str, Any]:
         return {"worker": self.name, "model": self.model.name, "version": self.model.version}

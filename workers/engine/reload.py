@@ -57,6 +57,7 @@ class ModelReloader:
         self._loading.start()
 
     def _build(self, version: str) -> None:
+        handler = None
         try:
             handler = self._load()
             handler.warmup(self._warmup_runs)
@@ -64,6 +65,8 @@ class ModelReloader:
                 log.info("%s: manifest now says %s (was %s when loading started)", self.worker, handler.model.version, version)
             self._ready = handler
         except Exception:
+            if handler is not None:
+                handler.close()
             log.exception("%s: model version %s failed to load; still serving %s", self.worker, version, self.current)
             self._failed_version = version
             metrics.MODEL_RELOADS.labels(worker=self.worker, outcome="failed").inc()

@@ -1,4 +1,5 @@
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -7,16 +8,21 @@ from models import ARTIFACTS
 from workers.asr.audio import float_to_pcm16
 from workers.asr.handler import AsrHandler
 from workers.asr.protocol import chunk_headers, parse_chunk
-from workers.engine.handler import InvalidMessage, Pending
+from workers.engine.handler import Deferred, InvalidMessage, Pending
 from workers.settings import load_settings
 from workers.transport.records import Record
 
 CHUNK = float_to_pcm16(np.random.default_rng(0).normal(0, 0.05, 2560).astype(np.float32))  # 160 ms
 
 
+SAMPLE = ARTIFACTS.parent.parent / "workers" / "asr" / "samples" / "LJ001-0006.wav"
+
+
 @pytest.fixture
-def handler() -> AsrHandler:
-    return AsrHandler(ARTIFACTS / "asr", load_settings(asr={"max_streams": 2}))
+def handler() -> Iterator[AsrHandler]:
+    handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"max_streams": 2}))
+    yield handler
+    handler.close()
 
 
 def chunk(stream: str, seq: int, rate: int = 16000, end: bool = False, pcm: bytes = CHUNK) -> Pending:
@@ -25,7 +31,10 @@ def chunk(stream: str, seq: int, rate: int = 16000, end: bool = False, pcm: byte
 
 
 def results(outcome) -> list[dict]:
+    """The records of one outcome; a deferred one (a final searched in the pool) is waited for."""
     assert not isinstance(outcome, InvalidMessage), outcome
+    if isinstance(outcome, Deferred):
+        outcome = outcome.finish(outcome.future)
     return [json.loads(r.value) for r in outcome]
 
 
@@ -86,7 +95,7 @@ def test_a_stream_reaching_its_duration_bound_is_finalised() -> None:
 def test_a_stream_that_goes_quiet_without_end_gets_an_idle_final(handler: AsrHandler) -> None:
     from workers.asr.audio import load_audio
 
-    speech = load_audio(ARTIFACTS.parent.parent / "workers" / "asr" / "samples" / "LJ001-0006.wav")[:16000 * 2]
+    speech = load_audio(SAMPLE)[:16000 * 2]
     for seq, start in enumerate(range(0, len(speech), 2560)):
         handler.process([chunk("quiet", seq, pcm=float_to_pcm16(speech[start:start + 2560]))])
     handler.process([chunk("silent", 0, pcm=bytes(2))])  # one sample, no frame decoded: nothing to finalise
@@ -98,3 +107,28 @@ def test_a_stream_that_goes_quiet_without_end_gets_an_idle_final(handler: AsrHan
     assert len(handler.streams) == 0
     (resumed,) = results(handler.process([chunk("quiet", seq + 1)])[0])  # a late chunk starts afresh
     assert resumed.get("resumed") is True
+
+
+def test_a_final_searched_in_the_pool_equals_one_searched_in_the_batch_loop() -> None:
+    from workers.asr.audio import load_audio
+
+    pcm = float_to_pcm16(load_audio(SAMPLE))
+    step = 5120  # 160 ms of PCM16
+    finals = {}
+    for processes in (1, 0):
+        handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": processes}))
+        try:
+            produced = []
+            for seq, start in enumerate(range(0, len(pcm), step)):
+                end = start + step >= len(pcm)
+                (outcome,) = handler.process([chunk("s", seq, end=end, pcm=pcm[start:start + step])])
+                if processes == 0 or end:
+                    assert isinstance(outcome, Deferred) == bool(processes)
+                produced += results(outcome)
+            finals[processes] = [r for r in produced if r["type"] == "final"]
+        finally:
+            handler.close()
+    off_loop, in_loop = finals[1], finals[0]
+    assert [r["text"] for r in off_loop] == [r["text"] for r in in_loop] and off_loop[-1]["text"]
+    assert [r["words"] for r in off_loop] == [r["words"] for r in in_loop]
+    assert off_loop[-1]["latency"]["search_ms"] > 0 and "search_ms" not in in_loop[-1]["latency"]

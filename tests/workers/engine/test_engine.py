@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from models import ARTIFACTS
 from tests.fakes import FakeConsumer, FakeProducer
 from workers.engine.engine import FatalDeliveryError, StreamEngine
-from workers.engine.handler import Outcome, Pending
+from workers.engine.handler import Deferred, InvalidMessage, Outcome, Pending
 from workers.settings import EngineSettings, OnnxSettings
 from workers.tensor.handler import TensorHandler
 from workers.transport.records import Record, TopicPartition
@@ -167,3 +169,72 @@ def test_results_owed_by_housekeeping_are_produced_without_holding_offsets(handl
         handler.housekeeping = original  # type: ignore[method-assign]
     assert [r.value for r in producer.acked if r.value == b'{"id": "idle"}'] == [b'{"id": "idle"}']
     assert engine.tracker.in_flight == 0 and consumer.committed() == {TopicPartition(TOPIC, 0): 1}
+
+
+class DeferringHandler(TensorHandler):
+    """Defers the result of each request whose id starts with 'slow' to a future the test completes."""
+
+    def __init__(self) -> None:
+        super().__init__(ARTIFACTS / "digits", OnnxSettings(providers=["CPUExecutionProvider"]))
+        self.futures: dict[str, Future[None]] = {}
+
+    def process(self, batch: list[Pending[Any]]) -> list[Outcome]:
+        outcomes = super().process(batch)
+        for i, item in enumerate(batch):
+            if item.value[0].startswith("slow"):
+                future = self.futures.setdefault(item.value[0], Future())
+
+                def finish(done: Future[None], results: Outcome = outcomes[i]) -> Outcome:
+                    if done.exception() is not None:
+                        raise InvalidMessage("search_failed", str(done.exception()))
+                    return results
+
+                outcomes[i] = Deferred(future, finish)
+        return outcomes
+
+
+def ids(producer: FakeProducer) -> list[str]:
+    return [json.loads(r.value)["id"] for r in producer.topic("tensor.results")]
+
+
+def test_a_deferred_result_holds_its_key_and_its_offset_but_not_other_keys() -> None:
+    handler = DeferringHandler()
+    records = [request(0, 0, "r0"), request(0, 1, "slow1"), request(0, 2, "r2"), request(1, 0, "q0")]
+    engine, consumer, producer = make(handler, records, max_batch_wait_ms=0)
+    consumer.subscribe([TOPIC], engine)
+    for _ in range(3):
+        engine.step()
+        time.sleep(0.002)
+    assert sorted(ids(producer)) == ["q0", "r0"]  # r2 waits behind slow1 (same key); q0 does not
+    engine._commit()
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 1, TopicPartition(TOPIC, 1): 1}
+    handler.futures["slow1"].set_result(None)
+    engine.step()
+    time.sleep(0.002)
+    engine.step()
+    engine._commit()
+    assert [i for i in ids(producer) if not i.startswith("q")] == ["r0", "slow1", "r2"]
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 3, TopicPartition(TOPIC, 1): 1}
+
+
+def test_a_deferred_result_that_fails_goes_to_the_dlq_and_releases_its_key() -> None:
+    handler = DeferringHandler()
+    engine, consumer, producer = make(handler, [request(0, 0, "slow0"), request(0, 1, "r1")], max_batch_wait_ms=0)
+    consumer.subscribe([TOPIC], engine)
+    engine.step()
+    handler.futures["slow0"].set_exception(RuntimeError("child died"))
+    run_until_idle(engine, consumer)
+    (dead,) = producer.topic("tensor.requests.dlq")
+    assert dict(dead.headers)["dlq.reason"] == b"search_failed" and ids(producer) == ["r1"]
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 2}
+
+
+def test_draining_waits_for_deferred_results() -> None:
+    handler = DeferringHandler()
+    engine, consumer, producer = make(handler, [request(0, 0, "slow0"), request(0, 1, "r1")], max_batch_wait_ms=0)
+    consumer.subscribe([TOPIC], engine)
+    engine.step()
+    threading.Timer(0.05, handler.futures["slow0"].set_result, [None]).start()
+    consumer.revoke({TopicPartition(TOPIC, 0)})  # hand-over drains: nothing may be left behind
+    assert ids(producer) == ["slow0", "r1"]
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 2}

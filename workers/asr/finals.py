@@ -1,0 +1,89 @@
+"""The finals' beam search in a separate process, off the engine's batch loop.
+
+The search is pure Python and runs once per segment over all its frames (tens of milliseconds for a
+sentence). Run in the batch loop it delayed every partial of every stream in that batch; run in a
+thread it would still hold the GIL. Here it runs in ``processes`` child processes, each holding its own
+copy of the language model (loaded once, at start), and the worker sends a final when its search is
+done (:class:`workers.engine.handler.Deferred`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workers.asr.lm import CharLM, beam_search
+from workers.asr.text import ALPHABET
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    beam: int
+    lm_weight: float
+    lm_bonus: float
+    prune: float
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """One segment's beam search: the text, the frame each character was first emitted at."""
+
+    text: str
+    frames: list[int]
+
+
+_child_lm: CharLM | None = None
+
+
+def _load_lm(path: str) -> None:
+    global _child_lm
+    _child_lm = CharLM.load(Path(path))
+
+
+def _search_in_child(lattices: list[np.ndarray], settings: SearchSettings) -> tuple[list[Searched], float]:
+    assert _child_lm is not None, "the pool's initializer loads the language model"
+    started = time.perf_counter()
+    found = [Searched(*beam_search(lp.astype(np.float32), _child_lm, settings.beam, settings.lm_weight,
+                                   settings.lm_bonus, settings.prune)) for lp in lattices]
+    return found, time.perf_counter() - started
+
+
+class FinalsPool:
+    """Child processes that run :func:`workers.asr.lm.beam_search` with the model's language model."""
+
+    def __init__(self, lm_path: Path, processes: int, settings: SearchSettings) -> None:
+        self.lm_path, self.processes, self.settings = lm_path, processes, settings
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent runs ONNX Runtime and client threads, which a fork would copy mid-flight
+        return ProcessPoolExecutor(self.processes, multiprocessing.get_context("spawn"),
+                                   initializer=_load_lm, initargs=(str(self.lm_path),))
+
+    def warmup(self) -> None:
+        """Start the children and load their LM now, not on the first final."""
+        lattice = np.full((4, len(ALPHABET) + 1), -10.0, np.float16)
+        lattice[:, 0] = 0.0
+        for future in [self.search([lattice]) for _ in range(self.processes)]:
+            future.result()
+
+    def search(self, lattices: list[np.ndarray]) -> Future[tuple[list[Searched], float]]:
+        """The beam search of each [frames, vocab] log-probability array; result: (found, seconds taken)."""
+        try:
+            return self._pool.submit(_search_in_child, lattices, self.settings)
+        except BrokenProcessPool:  # a child died (killed, out of memory): start afresh, once
+            log.warning("the finals' beam search pool broke; starting it again")
+            self._pool = self._start()
+            return self._pool.submit(_search_in_child, lattices, self.settings)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
