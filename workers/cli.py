@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=1, metavar="N",
                    help="bot/clicks: run ours as `workers serve --processes N` (scale-out on one host)")
     p.add_argument("--streams", help="asr: concurrent real-time stream counts to climb, comma-separated "
-                   "(default 1,8,16,32,48,64; a system stops at the first over the target)")
+                   "(default 1,8,16,32,48,64,80,96,128; a system stops at the first over the target)")
     p.add_argument("--chunk-ms", type=float, default=160, help="asr: audio per chunk")
     p.add_argument("--target-ms", type=float, default=300, help="asr: p95 partial latency a stream count must stay under")
     p.add_argument("--files", nargs="+", default=[], metavar="WAV",

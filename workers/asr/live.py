@@ -20,6 +20,7 @@ from workers.asr.audio import float_to_pcm16, read_audio
 from workers.asr.handler import AsrHandler
 from workers.asr.protocol import chunk_headers
 from workers.settings import KafkaSettings
+from workers.transport.base import Producer
 from workers.transport.factory import make_consumer, make_producer
 from workers.transport.records import OutgoingRecord
 
@@ -157,10 +158,12 @@ class ReplayStats:
 
 def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float, chunk_s: float = 0.16,
            drain_s: float = 15.0, topics: tuple[str, str] = (AUDIO_TOPIC, TRANSCRIPT_TOPIC),
-           keep_samples: bool = False) -> dict[str, Any]:
+           keep_samples: bool = False, producer: Producer | None = None) -> dict[str, Any]:
     """``streams`` concurrent real-time streams, each cycling through ``files`` (one file = one stream
     session ending with ``end``) for ``seconds``. Latency = chunk produced -> its result read back.
-    ``keep_samples`` adds every latency (``samples``), for plots."""
+    ``keep_samples`` adds every latency (``samples``), for plots. ``producer``: one already used (left
+    open): a new idempotent producer holds its first records ~0.5 s while it gets its producer id, which
+    would show as a start-up spike in the latencies."""
     audio = [read_audio(f) for f in files]
     tag = uuid.uuid4().hex[:6]
     stats = ReplayStats()
@@ -179,7 +182,8 @@ def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float,
             stats.answered.add((result["stream_id"], result["seq"]))
 
     reader = TranscriptReader(kafka, on_result, lambda key: key.startswith(f"replay-{tag}-"), topics[1])
-    producer = make_producer(kafka, client_id="workers-replay")
+    own_producer = producer is None
+    producer = producer or make_producer(kafka, client_id="workers-replay")
     cursors = [[i % len(audio), 0, 0] for i in range(streams)]  # file index, sample position, session number
     started = time.monotonic()
     sent_audio_s = 0.0
@@ -207,7 +211,8 @@ def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float,
         while time.monotonic() < deadline and len(stats.answered) < expected * 0.99:
             time.sleep(0.2)
     finally:
-        producer.close()
+        if own_producer:
+            producer.close()
         reader.close()
     elapsed = time.monotonic() - started
 

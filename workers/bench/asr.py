@@ -27,7 +27,7 @@ from workers.bench.runner import (PARTITIONS, SYSTEMS, SystemUnderTest, bench_br
                                   worker_onnx_settings)
 from workers.bench.workloads import asr_model_only
 from workers.settings import KafkaSettings
-from workers.transport.factory import ensure_topics
+from workers.transport.factory import ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
 SAMPLES = Path(__file__).resolve().parents[1] / "asr" / "samples"
@@ -45,7 +45,7 @@ def default_clips() -> list[str]:
 
 @dataclass
 class AsrBenchOptions:
-    streams: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 48, 64])
+    streams: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 48, 64, 80, 96, 128])
     seconds: float = 15.0  # as `workers bench --seconds`
     chunk_s: float = 0.16
     target_p95_s: float = 0.3
@@ -65,19 +65,21 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
     ensure_topics(kafka, {audio_topic: PARTITIONS, transcript_topic: PARTITIONS, f"{audio_topic}.dlq": 1})
     sut = SystemUnderTest(system, "asr", bootstrap, audio_topic, transcript_topic, options.worker_env, logdir)
     topics = (audio_topic, transcript_topic)
+    producer = make_producer(kafka, client_id="workers-bench-asr")  # warmed by the warm-up stream
     try:
         sut.wait_ready()
-        warm = replay(kafka, options.files[:1], 1, 1.0, options.chunk_s, drain_s=240, topics=topics)
+        warm = replay(kafka, options.files[:1], 1, 1.0, options.chunk_s, drain_s=240, topics=topics, producer=producer)
         if warm["chunks_answered"] < warm["chunks_sent"]:
             sut.check_alive()
             raise TimeoutError(f"{system}: warm-up stream not answered in 240 s")
         before = sut.scrape()
         with ProcessSampler(sut.process.pid) as sampler:
             run = replay(kafka, options.files, streams, options.seconds, options.chunk_s, drain_s=10, topics=topics,
-                         keep_samples=True)
+                         keep_samples=True, producer=producer)
         after = sut.scrape()
         sut.check_alive()
     finally:
+        producer.close()
         sut.stop()
     answered = run["chunks_answered"] / max(run["chunks_sent"], 1)
     figures: dict[str, Any] = {
