@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,9 +46,18 @@ class Searched:
 _child_lm: CharLM | None = None
 
 
-def _load_lm(path: str) -> None:
+def _start_child(path: str, parent: int) -> None:
+    """Pool initializer: load the LM, and leave when the worker is gone (a worker killed with -9 never
+    shuts its pool down, and an orphaned child would live on)."""
     global _child_lm
     _child_lm = CharLM.load(Path(path))
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
 
 
 def _search_in_child(lattices: list[np.ndarray], settings: SearchSettings) -> tuple[list[Searched], float]:
@@ -67,7 +78,7 @@ class FinalsPool:
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs ONNX Runtime and client threads, which a fork would copy mid-flight
         return ProcessPoolExecutor(self.processes, multiprocessing.get_context("spawn"),
-                                   initializer=_load_lm, initargs=(str(self.lm_path),))
+                                   initializer=_start_child, initargs=(str(self.lm_path), os.getpid()))
 
     def warmup(self) -> None:
         """Start the children and load their LM now, not on the first final."""
