@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from models import ARTIFACTS
-from workers.broker import EmbeddedBroker, free_port
+from workers.broker import EmbeddedBroker, free_port, free_port_block
 from workers.client import read, send
 from workers.settings import KafkaSettings
 from workers.transport.records import OutgoingRecord, Record
@@ -62,7 +62,7 @@ class WorkerProcess:
     log_path: Path | None = None
 
     def start(self, tmp_path: Path, wait_assigned: bool = True, wait_ready: bool = True) -> WorkerProcess:
-        self.metrics_port = free_port()
+        self.metrics_port = free_port_block(4)  # room for `--processes` children (port + i)
         env = os.environ | {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "KAFKA_CLIENT": self.kafka.client,

@@ -7,6 +7,7 @@ production points ``KAFKA_BOOTSTRAP_SERVERS`` at a real Kafka cluster instead.
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import subprocess
 import time
@@ -22,6 +23,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def free_port_block(count: int, host: str = "127.0.0.1", low: int = 20_000, high: int = 32_000) -> int:
+    """The first of ``count`` consecutive free ports, below Linux's ephemeral range (32768-60999): ports
+    next to one the kernel just handed out are the ones it hands to the next outgoing connections, so
+    ``free_port() + i`` could be taken by the time a worker binds it."""
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(low, high - count)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return first
+    raise OSError(f"no {count} consecutive free ports in {low}-{high}")
 
 
 def broker_binary() -> str:

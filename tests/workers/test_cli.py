@@ -26,10 +26,10 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 @pytest.mark.integration
 def test_demo_shows_results_dlq_and_metrics_then_exits_cleanly() -> None:
-    from workers.broker import free_port
+    from workers.broker import free_port_block
 
-    done = subprocess.run(
-        [sys.executable, "-m", "workers", "demo", "--duration", "3", "--rate", "30", "--metrics-port", str(free_port())],
+    done = subprocess.run(  # four workers on metrics ports base..base+3
+        [sys.executable, "-m", "workers", "demo", "--duration", "3", "--rate", "30", "--metrics-port", str(free_port_block(4))],
         capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, done.stdout + done.stderr
