@@ -7,8 +7,9 @@ limited to the uncommitted window, and each result carries ``source.*`` headers 
 
 The loop is single-threaded: batches run in arrival order and results are produced in that order,
 so per-key (per-partition) ordering holds. A handler may defer part of its work (:class:`Deferred`);
-later outcomes of that key then wait behind it, so each key's order still holds. Backpressure pauses every assigned partition while more
-than ``max_in_flight`` messages are unfinished, and resumes them at half that.
+later outcomes of that key then wait behind it, so each key's order still holds. Backpressure pauses
+every assigned partition while more than ``max_in_flight`` messages are unfinished, and resumes them at
+half that.
 """
 
 from __future__ import annotations
