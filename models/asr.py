@@ -288,7 +288,6 @@ def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cach
     import keras
 
     from models import asr_data
-    from workers.asr.lm import CharLM
 
     started = time.time()
     deadline = started + max_minutes * 60 if max_minutes else None
@@ -325,14 +324,28 @@ def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cach
                      "kernel": kernel, "blocks": blocks, "hidden": hidden, "stages": report},
     })
     save_keras_weights(model, mean, std, out)
-    lm = CharLM.train(asr_data.lm_corpus(), order=LM_ORDER)
-    lm.save(out / "lm.txt.gz")
+    return finish(out, manifest)
+
+
+def finish(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Train the language models beside the exported acoustic model, measure the held-out figures through
+    the worker's path and write the manifest. ``workers train asr --language-models`` runs only this on
+    the committed model (the acoustic model is unchanged, so its checkpoints and rendered sets are not needed)."""
+    from models import asr_data
+    from workers.asr.lm import CharLM, WordLM
+
+    corpus = asr_data.lm_corpus()
+    chars, words = CharLM.train(corpus, order=LM_ORDER), WordLM.train(corpus)
+    chars.save(out / "lm.txt.gz")
+    words.save(out / "words.txt.gz")
     manifest["lm"] = {"file": "lm.txt.gz", "kind": "character n-gram, Witten-Bell", "order": LM_ORDER,
-                      "contexts": len(lm), "text": "LJ Speech transcripts except the held-out clips' "
-                      "(public domain), Banking77 and CLINC150 training utterances, the digit words"}
+                      "contexts": len(chars), "words": {"file": "words.txt.gz", "kind": "word bigram, Witten-Bell",
+                                                        "vocabulary": len(words)},
+                      "text": "LJ Speech transcripts except the held-out clips' (public domain), Banking77 and "
+                              "CLINC150 training utterances, the digit words"}
     manifest["metrics"] = {**evaluate(out), "measured_on": "the exported ONNX graph through the streaming path "
-                           "(160 ms chunks, endpointing, finals by beam search with the LM at the default "
-                           "settings), held-out clips only"}
+                           "(160 ms chunks, endpointing, finals by beam search with the character and word LMs at "
+                           "the default settings), held-out clips only"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -144,6 +144,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.model == "asr":
         from models import asr
 
+        if args.language_models:
+            manifest = asr.finish(out, json.loads((out / "manifest.json").read_text()))
+            print(json.dumps(manifest["metrics"]))
+            return 0
         epochs = {"base": args.epochs, "adapt": args.adapt_epochs, "refine": args.refine_epochs}
         stages = tuple(dataclasses.replace(s, epochs=epochs[s.name]) if epochs.get(s.name) is not None else s
                        for s in asr.STAGES)
@@ -398,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default 12, 0 skips it)")
     p.add_argument("--refine-epochs", type=int, help="asr: epochs of the third stage (the second's data in smaller "
                    "batches; default 10, 0 skips it)")
+    p.add_argument("--language-models", action="store_true",
+                   help="asr: retrain only the character and word LMs of the model in --out and measure it again")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="ASR word error rate on held-out real speech (LJ Speech, FSDD, pocketsphinx)")

@@ -176,13 +176,20 @@ class AsrSettings(_Section):
         "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")
     max_chunk_s: float = Field(2.0, gt=0, description="Longest audio chunk accepted (reason chunk_too_long).")
     beam: int = Field(
-        8, ge=0, description="Beam width of the final's CTC beam search with the character language model "
-        "(partials are greedy); 0 makes finals greedy too.")
-    lm_weight: float = Field(0.8, ge=0, description="Weight of the language model's log-probability in the beam search.")
-    lm_bonus: float = Field(1.5, description="Score added per character in the beam search (offsets the LM's length penalty).")
+        32, ge=0, description="Beam width of the final's CTC beam search with the language models (partials "
+        "are greedy); 0 makes finals greedy too. 64 took held-out LJ WER from 0.413 to 0.387 for 1.6x the search time.")
+    lm_weight: float = Field(0.3, ge=0, description="Weight of the character LM's log-probability in the beam search.")
+    lm_bonus: float = Field(1.0, description="Score added per character in the beam search (offsets the LMs' length penalty).")
     beam_prune: float = Field(
-        -6.0, le=0, description="A frame's characters below this log-probability are not extended by the beam search. "
-        "-6 searched 2.3x faster than -8 for +0.001 WER on the validation utterances.")
+        -8.0, le=0, description="A frame's characters below this log-probability are not extended by the beam search.")
+    word_weight: float = Field(
+        0.4, ge=0, description="Weight of the word LM's log-probability, per finished word, when the model "
+        "ships one (words.txt.gz); 0 searches with the character LM alone. Above 0.5 it starts to merge words.")
+    unknown_word_penalty: float = Field(
+        -5.0, le=0, description="Score added once to a word that leaves the word LM's vocabulary.")
+    search_margin: float = Field(
+        7.0, gt=0, description="Extensions scoring this far below the best prefix are not tried: 5x faster "
+        "than no margin, for the same WER on the development clips.")
     search_processes: int = Field(
         1, ge=0, description="Processes running the finals' beam search, off the batch loop: a final is sent when "
         "its search is done, and the stream's later results wait behind it. 0 runs the search in the batch loop, "

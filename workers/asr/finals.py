@@ -3,7 +3,7 @@
 The search is pure Python and runs once per segment over all its frames (tens of milliseconds for a
 sentence). Run in the batch loop it delayed every partial of every stream in that batch; run in a
 thread it would still hold the GIL. Here it runs in ``processes`` child processes, each holding its own
-copy of the language model (loaded once, at start), and the worker sends a final when its search is
+copy of the language models (loaded once, at start), and the worker sends a final when its search is
 done (:class:`workers.engine.handler.Deferred`).
 """
 
@@ -16,41 +16,23 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from workers.asr.lm import CharLM, beam_search
+from workers.asr.lm import LanguageModels, Searched, SearchSettings
 from workers.asr.text import ALPHABET
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class SearchSettings:
-    beam: int
-    lm_weight: float
-    lm_bonus: float
-    prune: float
+_child_lm: LanguageModels | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Searched:
-    """One segment's beam search: the text, the frame each character was first emitted at."""
-
-    text: str
-    frames: list[int]
-
-
-_child_lm: CharLM | None = None
-
-
-def _start_child(path: str, parent: int) -> None:
-    """Pool initializer: load the LM, and leave when the worker is gone (a worker killed with -9 never
+def _start_child(model_dir: str, parent: int) -> None:
+    """Pool initializer: load the LMs, and leave when the worker is gone (a worker killed with -9 never
     shuts its pool down, and an orphaned child would live on)."""
     global _child_lm
-    _child_lm = CharLM.load(Path(path))
+    _child_lm = LanguageModels.load(Path(model_dir))
 
     def exit_with_parent() -> None:
         while os.getppid() == parent:
@@ -61,24 +43,23 @@ def _start_child(path: str, parent: int) -> None:
 
 
 def _search_in_child(lattices: list[np.ndarray], settings: SearchSettings) -> tuple[list[Searched], float]:
-    assert _child_lm is not None, "the pool's initializer loads the language model"
+    assert _child_lm is not None, "the pool's initializer loads the language models"
     started = time.perf_counter()
-    found = [Searched(*beam_search(lp.astype(np.float32), _child_lm, settings.beam, settings.lm_weight,
-                                   settings.lm_bonus, settings.prune)) for lp in lattices]
+    found = [_child_lm.search(lp, settings) for lp in lattices]
     return found, time.perf_counter() - started
 
 
 class FinalsPool:
-    """Child processes that run :func:`workers.asr.lm.beam_search` with the model's language model."""
+    """Child processes that run :func:`workers.asr.lm.beam_search` with the model's language models."""
 
-    def __init__(self, lm_path: Path, processes: int, settings: SearchSettings) -> None:
-        self.lm_path, self.processes, self.settings = lm_path, processes, settings
+    def __init__(self, model_dir: Path, processes: int, settings: SearchSettings) -> None:
+        self.model_dir, self.processes, self.settings = model_dir, processes, settings
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs ONNX Runtime and client threads, which a fork would copy mid-flight
         return ProcessPoolExecutor(self.processes, multiprocessing.get_context("spawn"),
-                                   initializer=_start_child, initargs=(str(self.lm_path), os.getpid()))
+                                   initializer=_start_child, initargs=(str(self.model_dir), os.getpid()))
 
     def warmup(self) -> None:
         """Start the children and load their LM now, not on the first final."""

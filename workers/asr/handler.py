@@ -30,7 +30,8 @@ import numpy as np
 
 from workers import metrics
 from workers.asr.audio import Resampler, pcm16_to_float
-from workers.asr.finals import FinalsPool, Searched, SearchSettings
+from workers.asr.finals import FinalsPool
+from workers.asr.lm import Searched
 from workers.asr.protocol import Chunk, parse_chunk
 from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
 from workers.engine.codec import encode_json
@@ -75,10 +76,9 @@ class AsrHandler(StatefulHandler[Chunk]):
         self.model = self.acoustic.onnx
         self.recognizer = Recognizer.from_settings(self.acoustic, self.settings)
         self.finals: FinalsPool | None = None
-        if self.recognizer.lm is not None and self.acoustic.lm_path is not None and self.settings.search_processes:
-            search = SearchSettings(self.settings.beam, self.settings.lm_weight, self.settings.lm_bonus,
-                                    self.settings.beam_prune)
-            self.finals = FinalsPool(self.acoustic.lm_path, self.settings.search_processes, search)
+        if self.recognizer.lm is not None and self.settings.search_processes:
+            self.finals = FinalsPool(self.acoustic.model_dir, self.settings.search_processes,
+                                     self.recognizer.search_settings)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
         self._chunks = {o: metrics.ASR_CHUNKS.labels(worker=self.name, outcome=o)

@@ -1,9 +1,14 @@
-"""A character n-gram language model (Witten-Bell interpolation) and CTC prefix beam search with it.
+"""Language models for the finals' CTC prefix beam search: characters and words.
 
 Partials stay greedy (cheap, per chunk); a segment's final is re-decoded once over the segment's stored
-log-probabilities with the beam and this model, which fixes spellings the acoustic model hears only
-approximately ("the exibition" -> "the exhibition"). The model file is ``lm.txt.gz`` in the ASR model
-directory: one line per context, ``context<TAB>char:count<TAB>char:count ...``.
+log-probabilities with the beam and these models, which fix spellings the acoustic model hears only
+approximately ("the exibition" -> "the exhibition", "fie" -> "five").
+
+- :class:`CharLM`, a character n-gram (Witten-Bell), scores every character: ``lm.txt.gz``.
+- :class:`WordLM`, a word bigram (Witten-Bell) with its vocabulary, scores every finished word, and a word
+  that leaves the vocabulary pays a fixed penalty once: ``words.txt.gz``. It is optional.
+
+Both files sit in the ASR model directory, one line per context, ``context<TAB>unit:count<TAB>...``.
 """
 
 from __future__ import annotations
@@ -13,17 +18,21 @@ import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from workers.asr.text import ALPHABET, BLANK
+from workers.settings import AsrSettings
 
 _CHARS = ALPHABET
 _UNIFORM = -math.log(len(_CHARS))
 
 
 class CharLM:
+    """Character n-gram, Witten-Bell interpolated down to a uniform share over the alphabet."""
+
     def __init__(self, order: int, counts: dict[str, dict[str, int]]) -> None:
         self.order = order
         self._counts = counts
@@ -46,22 +55,12 @@ class CharLM:
         return cls(order, {h: cs for h, cs in pruned.items() if cs})
 
     def save(self, path: Path) -> None:
-        """Byte-reproducible (no time stamp in the gzip header), so retraining leaves an unchanged LM unchanged."""
-        with open(path, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as packed, \
-                io.TextIOWrapper(packed, encoding="utf-8") as f:
-            f.write(f"order\t{self.order}\n")
-            for h in sorted(self._counts):
-                f.write(h + "\t" + "\t".join(f"{c}:{k}" for c, k in sorted(self._counts[h].items())) + "\n")
+        _save_counts(path, "order", self._counts, str(self.order))
 
     @classmethod
     def load(cls, path: Path) -> CharLM:
-        counts: dict[str, dict[str, int]] = {}
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            order = int(f.readline().split("\t")[1])
-            for line in f:
-                h, *pairs = line.rstrip("\n").split("\t")
-                counts[h] = {p[0]: int(p[2:]) for p in pairs}
-        return cls(order, counts)
+        order, counts = _load_counts(path, "order")
+        return cls(int(order), counts)
 
     def logp(self, history: str, char: str) -> float:
         """log P(char | the last ``order - 1`` characters of ``history``)."""
@@ -85,6 +84,138 @@ class CharLM:
         return value
 
 
+class WordLM:
+    """Word bigram, Witten-Bell interpolated with the unigram, itself interpolated with a uniform share for
+    unseen words. ``<s>`` starts and ``</s>`` ends a segment, so a lone "nine" is likely and a lone "the"
+    is not."""
+
+    START, END = "<s>", "</s>"
+
+    def __init__(self, counts: dict[str, dict[str, int]]) -> None:
+        self._counts = counts  # "" -> unigram counts; a word -> counts of the words after it
+        unigrams = counts[""]
+        self._total, self._distinct = sum(unigrams.values()), len(unigrams)
+        self._totals = {h: (sum(c.values()), len(c)) for h, c in counts.items()}
+        self.vocabulary = frozenset(w for w in unigrams if w != self.END)
+        self.prefixes = frozenset(w[:i] for w in self.vocabulary for i in range(1, len(w) + 1))
+        """Every beginning of a known word: a partial word outside it is already unknown."""
+        self._cache: dict[tuple[str, str], float] = {}
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    @classmethod
+    def train(cls, lines: Iterable[str], min_count: int = 1) -> WordLM:
+        """Every word is kept; a bigram seen fewer than ``min_count`` times is left to the unigram (keeping
+        them all scored better: WER 0.246 against 0.268 on the LJ development clips)."""
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for line in lines:
+            words = [cls.START, *line.split(), cls.END]
+            for before, word in zip(words, words[1:]):
+                counts[""][word] += 1
+                counts[before][word] += 1
+        pruned = {h: {w: k for w, k in ws.items() if k >= min_count or not h} for h, ws in counts.items()}
+        return cls({h: ws for h, ws in pruned.items() if ws})
+
+    def save(self, path: Path) -> None:
+        _save_counts(path, "words", self._counts)
+
+    @classmethod
+    def load(cls, path: Path) -> WordLM:
+        return cls(_load_counts(path, "words")[1])
+
+    def logp(self, before: str, word: str) -> float:
+        """log P(word | the word before it, or ``<s>``)."""
+        key = (before, word)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        p = (self._counts[""].get(word, 0) + self._distinct / (self._distinct + 1)) / (self._total + self._distinct)
+        seen = self._counts.get(before) if before else None
+        if seen is not None:
+            total, distinct = self._totals[before]
+            p = (seen.get(word, 0) + distinct * p) / (total + distinct)
+        value = math.log(p)
+        if len(self._cache) > 500_000:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
+
+
+def _save_counts(path: Path, kind: str, counts: dict[str, dict[str, int]], header: str = "") -> None:
+    """Byte-reproducible (no time stamp in the gzip header), so retraining leaves an unchanged LM unchanged."""
+    with open(path, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as packed, \
+            io.TextIOWrapper(packed, encoding="utf-8") as f:
+        f.write(f"{kind}\t{header}\n")
+        for h in sorted(counts):
+            f.write(h + "\t" + "\t".join(f"{u}:{k}" for u, k in sorted(counts[h].items())) + "\n")
+
+
+def _load_counts(path: Path, kind: str) -> tuple[str, dict[str, dict[str, int]]]:
+    counts: dict[str, dict[str, int]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        found, header = f.readline().rstrip("\n").split("\t")
+        if found != kind:
+            raise ValueError(f"{path}: a {found!r} model, not {kind!r}")
+        for line in f:
+            h, *pairs = line.rstrip("\n").split("\t")
+            counts[h] = {u: int(k) for u, _, k in (p.rpartition(":") for p in pairs)}
+    return header, counts
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    """The finals' beam search (see :func:`beam_search` for what each weight scales)."""
+
+    beam: int
+    lm_weight: float
+    lm_bonus: float
+    prune: float
+    word_weight: float = 0.0
+    unknown_word: float = 0.0
+    margin: float = math.inf
+
+    @classmethod
+    def of(cls, asr: AsrSettings) -> SearchSettings:
+        return cls(asr.beam, asr.lm_weight, asr.lm_bonus, asr.beam_prune, asr.word_weight,
+                   asr.unknown_word_penalty, asr.search_margin)
+
+
+GREEDY = SearchSettings(beam=0, lm_weight=0.0, lm_bonus=0.0, prune=0.0)
+"""No beam search: finals keep their greedy text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """One segment's beam search: the text, the frame each character was first emitted at."""
+
+    text: str
+    frames: list[int]
+
+
+@dataclass(frozen=True)
+class LanguageModels:
+    """What an ASR model directory ships for the finals' search: the character LM and, if present, the
+    word LM."""
+
+    chars: CharLM
+    words: WordLM | None
+
+    @classmethod
+    def load(cls, model_dir: Path) -> LanguageModels | None:
+        """None when the directory has no ``lm.txt.gz`` (finals are then greedy)."""
+        chars, words = model_dir / "lm.txt.gz", model_dir / "words.txt.gz"
+        if not chars.exists():
+            return None
+        return cls(CharLM.load(chars), WordLM.load(words) if words.exists() else None)
+
+    def search(self, log_probs: np.ndarray, settings: SearchSettings) -> Searched:
+        return Searched(*beam_search(
+            log_probs.astype(np.float32), self.chars, settings.beam, settings.lm_weight, settings.lm_bonus,
+            settings.prune, self.words if settings.word_weight else None, settings.word_weight,
+            settings.unknown_word, settings.margin))
+
+
 def _logsumexp(a: float, b: float) -> float:
     if a == -math.inf:
         return b
@@ -94,16 +225,35 @@ def _logsumexp(a: float, b: float) -> float:
     return m + math.log(math.exp(a - m) + math.exp(b - m))
 
 
+def _last_word(prefix: str) -> tuple[str, str]:
+    """(the word before the last, or ``<s>``; the last word) of a prefix that ends inside or after a word."""
+    parts = prefix.rstrip(" ").rsplit(" ", 2)
+    return (parts[-2] if len(parts) > 1 else WordLM.START), parts[-1]
+
+
 def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float = 0.5, beta: float = 1.0,
-                prune: float = -8.0) -> tuple[str, list[int]]:
-    """CTC prefix beam search over ``log_probs`` [T, vocab] with ``alpha * log P_lm + beta`` per character.
-    Returns the text and, per character, the frame it was first emitted at."""
+                prune: float = -8.0, words: WordLM | None = None, gamma: float = 0.0, unknown: float = 0.0,
+                margin: float = math.inf) -> tuple[str, list[int]]:
+    """CTC prefix beam search over ``log_probs`` [T, vocab]. A prefix scores its CTC probability plus
+    ``alpha * log P_char + beta`` per character and, with ``words``, ``gamma * log P_word`` per finished word
+    and ``unknown`` once for a word outside the vocabulary. Per frame, characters below ``prune`` are not
+    tried, nor extensions scoring ``margin`` below the best prefix of the frame before. Returns the text
+    and, per character, the frame it was first emitted at."""
     neg = -math.inf
-    # prefix -> [log p ending in blank, log p ending in a character, lm score, frames]
+    known = words.prefixes if words is not None else frozenset()
+
+    def word_score(prefix: str) -> float:
+        """Score of the word ``prefix`` ends with (``prefix`` has no trailing space)."""
+        assert words is not None
+        return gamma * words.logp(*_last_word(prefix))
+
+    # prefix -> [log p ending in blank, log p ending in a character, LM score, frames]
     beams: dict[str, list] = {"": [0.0, neg, 0.0, []]}
+    best_score = 0.0
     for t in range(len(log_probs)):
         row = log_probs[t]
         candidates = [int(i) for i in np.nonzero(row > prune)[0]] or [int(row.argmax())]
+        floor = best_score - margin
         nxt: dict[str, list] = {}
 
         def entry(prefix: str, lm_score: float, frames: list[int]) -> list:
@@ -130,6 +280,8 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                     source = pb  # a blank in between: a doubled letter
                 else:
                     source = total
+                if source + p + lm_score + beta < floor:
+                    continue  # cannot come near the best prefix: the LM only lowers it further
                 if char == " " and (not prefix or last == " "):
                     e = entry(prefix, lm_score, frames)  # no leading or double spaces
                     e[1] = _logsumexp(e[1], source + p)
@@ -137,9 +289,30 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                 extended = prefix + char
                 e = nxt.get(extended)
                 if e is None:
-                    e = entry(extended, lm_score + alpha * lm.logp(prefix, char) + beta, frames + [t])
+                    score = lm_score + alpha * lm.logp(prefix, char) + beta
+                    if words is not None:
+                        if char == " ":
+                            score += word_score(prefix)
+                        else:
+                            partial = extended[extended.rfind(" ") + 1:]
+                            if partial not in known and (len(partial) == 1 or partial[:-1] in known):
+                                score += unknown  # the word just left the vocabulary
+                    e = entry(extended, score, frames + [t])
                 e[1] = _logsumexp(e[1], source + p)
-        beams = dict(sorted(nxt.items(), key=lambda kv: -(_logsumexp(kv[1][0], kv[1][1]) + kv[1][2]))[:beam])
-    best = max(beams.items(), key=lambda kv: _logsumexp(kv[1][0], kv[1][1]) + kv[1][2]
-               + alpha * lm.logp(kv[0], " "))  # the end of the segment closes its last word
+        ranked = sorted(nxt.items(), key=lambda kv: -(_logsumexp(kv[1][0], kv[1][1]) + kv[1][2]))[:beam]
+        beams = dict(ranked)
+        best_score = _logsumexp(ranked[0][1][0], ranked[0][1][1]) + ranked[0][1][2]
+
+    def closed(item: tuple[str, list]) -> float:
+        """The score once the segment ends: it closes the last word, and the sentence."""
+        prefix, (pb, pnb, lm_score, _) = item
+        score = _logsumexp(pb, pnb) + lm_score + alpha * lm.logp(prefix, " ")
+        text = prefix.rstrip(" ")
+        if words is not None and text:
+            if not prefix.endswith(" "):
+                score += word_score(text)
+            score += gamma * words.logp(text[text.rfind(" ") + 1:], WordLM.END)
+        return score
+
+    best = max(beams.items(), key=closed)
     return best[0].rstrip(), best[1][3][: len(best[0].rstrip())]

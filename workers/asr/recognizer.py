@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler
-from workers.asr.finals import Searched
-from workers.asr.lm import CharLM, beam_search
+from workers.asr.lm import GREEDY, LanguageModels, Searched, SearchSettings
 from workers.asr.text import ALPHABET, BLANK
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import AsrSettings, OnnxSettings
@@ -133,10 +132,9 @@ class AcousticModel:
         self.stack: int = spec["stack"]
         self.state_shapes = {name: tuple(shape) for name, shape in spec["state"].items()}
         self.frame_s = self.stack * HOP / SAMPLE_RATE
-        lm_file = Path(model_dir) / "lm.txt.gz"
-        self.lm_path: Path | None = lm_file if lm_file.exists() else None
-        self.lm = CharLM.load(lm_file) if lm_file.exists() else None
-        """The character language model shipped with the acoustic model, for the finals' beam search."""
+        self.model_dir = Path(model_dir)
+        self.lm = LanguageModels.load(self.model_dir)
+        """The language models shipped with the acoustic model, for the finals' beam search."""
 
     @property
     def version(self) -> str:
@@ -172,18 +170,16 @@ class Recognizer:
     """Streams in, segments out. Not thread-safe: one caller (the engine's batch loop, or a CLI)."""
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
-                 lm: CharLM | None = None, beam: int = 8, lm_weight: float = 0.8, lm_bonus: float = 1.5,
-                 beam_prune: float = -6.0) -> None:
+                 search: SearchSettings = GREEDY) -> None:
         self.model = model
         self.endpoint_frames = max(1, round(endpoint_s / model.frame_s))
         self.max_segment_s = max_segment_s
-        self.lm = lm if beam > 0 else None
-        self.beam, self.lm_weight, self.lm_bonus, self.beam_prune = beam, lm_weight, lm_bonus, beam_prune
+        self.lm = model.lm if search.beam > 0 else None
+        self.search_settings = search
 
     @classmethod
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
-        return cls(model, settings.endpoint_s, settings.max_segment_s, model.lm, settings.beam, settings.lm_weight,
-                   settings.lm_bonus, settings.beam_prune)
+        return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings))
 
     def new_stream(self, rate: int) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -265,10 +261,9 @@ class Recognizer:
         return Segment(stream.segment, " ".join(w.word for w in words), words, final, stream.segment_start_s, end_s)
 
     def search(self, lattice: np.ndarray) -> Searched:
-        """The beam search with the language model over one segment's log-probabilities."""
+        """The beam search with the language models over one segment's log-probabilities."""
         assert self.lm is not None
-        return Searched(*beam_search(lattice.astype(np.float32), self.lm, self.beam, self.lm_weight, self.lm_bonus,
-                                     self.beam_prune))
+        return self.lm.search(lattice, self.search_settings)
 
     def apply_search(self, segment: Segment, found: Searched) -> None:
         """Replace a final's greedy text and words by what its beam search found."""

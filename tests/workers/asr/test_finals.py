@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from models import ARTIFACTS
-from workers.asr.finals import FinalsPool, SearchSettings
-from workers.asr.lm import CharLM, beam_search
+from workers.asr.finals import FinalsPool
+from workers.asr.lm import LanguageModels, SearchSettings
 from workers.asr.text import ALPHABET
+from workers.settings import AsrSettings
 
 REPO = Path(__file__).resolve().parents[3]
-LM = ARTIFACTS / "asr" / "lm.txt.gz"
-SETTINGS = SearchSettings(beam=8, lm_weight=0.8, lm_bonus=1.5, prune=-6.0)
+MODEL = ARTIFACTS / "asr"
+SETTINGS = SearchSettings.of(AsrSettings())
 
 
 def lattice(text: str) -> np.ndarray:
@@ -31,15 +32,15 @@ def lattice(text: str) -> np.ndarray:
 
 
 def test_the_pool_finds_what_the_in_process_search_finds() -> None:
-    lm = CharLM.load(LM)
+    lms = LanguageModels.load(MODEL)
+    assert lms is not None and lms.words is not None
     lattices = [lattice("the bank"), lattice("my card")]
-    pool = FinalsPool(LM, 1, SETTINGS)
+    pool = FinalsPool(MODEL, 1, SETTINGS)
     try:
         found, seconds = pool.search(lattices).result(timeout=60)
     finally:
         pool.close()
-    want = [beam_search(lp.astype(np.float32), lm, 8, 0.8, 1.5, -6.0) for lp in lattices]
-    assert [(f.text, f.frames) for f in found] == want and found[0].text == "the bank"
+    assert found == [lms.search(lp, SETTINGS) for lp in lattices] and found[0].text == "the bank"
     assert seconds > 0
 
 
@@ -56,8 +57,9 @@ def children_of(pid: int) -> list[str]:
 
 
 def test_a_pool_child_exits_when_its_worker_is_killed() -> None:
-    code = (f"from pathlib import Path\nfrom workers.asr.finals import FinalsPool, SearchSettings\n"
-            f"pool = FinalsPool(Path({str(LM)!r}), 1, SearchSettings(8, 0.8, 1.5, -6.0))\n"
+    code = (f"from pathlib import Path\nfrom workers.asr.finals import FinalsPool\n"
+            "from workers.asr.lm import SearchSettings\nfrom workers.settings import AsrSettings\n"
+            f"pool = FinalsPool(Path({str(MODEL)!r}), 1, SearchSettings.of(AsrSettings()))\n"
             "pool.warmup()\nprint('ready', flush=True)\nimport time\ntime.sleep(120)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:

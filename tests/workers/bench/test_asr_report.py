@@ -60,7 +60,7 @@ def test_the_tensorflow_baseline_transcribes_like_the_served_model_greedily() ->
                for i, c in enumerate(chunks)]
     assert [r["seq"] for r in results] == list(range(len(chunks))) and results[-1]["type"] == "final"
     # the served path without endpointing, tail or LM: greedy text over the same chunks
-    recognizer = Recognizer(AcousticModel(ARTIFACTS / "asr", OnnxSettings()), endpoint_s=1e9, beam=0)
+    recognizer = Recognizer(AcousticModel(ARTIFACTS / "asr", OnnxSettings()), endpoint_s=1e9)
     stream = recognizer.new_stream(rate)
     for c in chunks[:-1]:
         partial = recognizer.accept([stream], [c], [False])[0][-1]
