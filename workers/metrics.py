@@ -64,6 +64,11 @@ ASR_CHUNKS = Counter(
     ["worker", "outcome"],
 )
 ASR_AUDIO = Counter("workers_asr_audio_seconds_total", "Seconds of audio recognised.", ["worker"])
+ASR_SEARCHES = Counter(
+    "workers_asr_final_searches_total", "Finals' beam searches off the batch loop, by the beam width they ran "
+    "with: asr.busy_beam while the search processes are backlogged, 0 when the search failed (greedy final).",
+    ["worker", "beam"],
+)
 ASR_SEGMENTS = Counter(
     "workers_asr_segments_total", "Final segments emitted, by why they ended.", ["worker", "reason"]
 )

@@ -30,8 +30,7 @@ import numpy as np
 
 from workers import metrics
 from workers.asr.audio import Resampler, pcm16_to_float
-from workers.asr.finals import FinalsPool
-from workers.asr.lm import Searched
+from workers.asr.finals import FinalsPool, SearchDone
 from workers.asr.protocol import Chunk, parse_chunk
 from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
 from workers.engine.codec import encode_json
@@ -78,7 +77,8 @@ class AsrHandler(StatefulHandler[Chunk]):
         self.finals: FinalsPool | None = None
         if self.recognizer.lm is not None and self.settings.search_processes:
             self.finals = FinalsPool(self.acoustic.model_dir, self.settings.search_processes,
-                                     self.recognizer.search_settings)
+                                     self.recognizer.search_settings, self.settings.busy_beam,
+                                     self.settings.search_backlog)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
         self._chunks = {o: metrics.ASR_CHUNKS.labels(worker=self.name, outcome=o)
@@ -180,18 +180,20 @@ class AsrHandler(StatefulHandler[Chunk]):
                 for n, segment in enumerate(produced)]
 
     def _finish(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
-                inference_s: float, search: Future[tuple[list[Searched], float]]) -> list[Result]:
+                inference_s: float, search: Future[SearchDone]) -> list[Result]:
         """A chunk's results once its finals' beam search is done; its greedy text if the search failed."""
         pending = [s for s in produced if s.lattice is not None]
         try:
-            found, seconds = search.result()
+            done = search.result()
         except Exception as exc:
             log.warning("%s: beam search for stream %r failed (%s); sending the greedy final", self.name,
                         context.stream_id, exc)
-            found, seconds = [], 0.0
-        for segment, searched in zip(pending, found, strict=False):
+            done = SearchDone([], 0.0, 0)
+        for segment, searched in zip(pending, done.found, strict=False):
             self.recognizer.apply_search(segment, searched)
-        return self._results(item, context, produced, end, inference_s, {"search_ms": round(seconds * 1000, 3)})
+        metrics.ASR_SEARCHES.labels(worker=self.name, beam=str(done.beam)).inc()
+        return self._results(item, context, produced, end, inference_s,
+                             {"search_ms": round(done.seconds * 1000, 3), "search_beam": done.beam})
 
     def on_expired(self, expired: list[tuple[str, StreamState]]) -> list[Result]:
         """Streams silent for ``state_ttl_s`` without ``end``: each open segment is closed as a final (reason

@@ -37,11 +37,24 @@ def test_the_pool_finds_what_the_in_process_search_finds() -> None:
     lattices = [lattice("the bank"), lattice("my card")]
     pool = FinalsPool(MODEL, 1, SETTINGS)
     try:
-        found, seconds = pool.search(lattices).result(timeout=60)
+        done = pool.search(lattices).result(timeout=60)
     finally:
         pool.close()
-    assert found == [lms.search(lp, SETTINGS) for lp in lattices] and found[0].text == "the bank"
-    assert seconds > 0
+    assert done.found == [lms.search(lp, SETTINGS) for lp in lattices] and done.found[0].text == "the bank"
+    assert done.seconds > 0 and done.beam == SETTINGS.beam
+
+
+def test_a_backlogged_pool_searches_narrower_until_it_catches_up() -> None:
+    long = [lattice("the bank is open " * 20)]  # ~1,000 frames: each search takes a while
+    pool = FinalsPool(MODEL, 1, SETTINGS, busy_beam=4, backlog=2)
+    try:
+        pool.warmup()
+        burst = [pool.search(long) for _ in range(5)]
+        beams = [future.result(timeout=120).beam for future in burst]
+        after = pool.search(long).result(timeout=60).beam
+    finally:
+        pool.close()
+    assert beams == [SETTINGS.beam, SETTINGS.beam, 4, 4, 4] and after == SETTINGS.beam
 
 
 def children_of(pid: int) -> list[str]:
