@@ -81,31 +81,28 @@ class FinalsPool:
                                    initializer=_start_child, initargs=(str(self.model_dir), os.getpid()))
 
     def warmup(self) -> None:
-        """Start the children and load their LM now, not on the first final."""
+        """Start the children and load their LMs now, not on the first final."""
         lattice = np.full((4, len(ALPHABET) + 1), -10.0, np.float16)
         lattice[:, 0] = 0.0
         for future in [self.search([lattice]) for _ in range(self.processes)]:
             future.result()
 
     def search(self, lattices: list[np.ndarray]) -> Future[SearchDone]:
-        """The beam search of each [frames, vocab] log-probability array."""
+        """The beam search of each [frames, vocab] log-probability array. One caller (the batch loop)."""
         with self._lock:
             settings = self.busy_settings if self._waiting >= self.backlog else self.settings
-            self._waiting += 1
         try:
-            try:
-                future = self._pool.submit(_search_in_child, lattices, settings)
-            except BrokenProcessPool:  # a child died (killed, out of memory): start afresh, once
-                log.warning("the finals' beam search pool broke; starting it again")
-                self._pool = self._start()
-                future = self._pool.submit(_search_in_child, lattices, settings)
-        except BaseException:
-            self._done(None)
-            raise
-        future.add_done_callback(self._done)
+            future = self._pool.submit(_search_in_child, lattices, settings)
+        except BrokenProcessPool:  # a child died (killed, out of memory): start afresh, once
+            log.warning("the finals' beam search pool broke; starting it again")
+            self._pool = self._start()
+            future = self._pool.submit(_search_in_child, lattices, settings)
+        with self._lock:
+            self._waiting += 1
+        future.add_done_callback(self._done)  # runs at once if the search is done already
         return future
 
-    def _done(self, _: Future[SearchDone] | None) -> None:
+    def _done(self, _: Future[SearchDone]) -> None:
         with self._lock:
             self._waiting -= 1
 

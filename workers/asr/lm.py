@@ -13,11 +13,12 @@ Both files sit in the ASR model directory, one line per context, ``context<TAB>u
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,11 @@ _CHARS = ALPHABET
 _UNIFORM = -math.log(len(_CHARS))
 
 
+def _memoised(logp: Callable[[str, str], float]) -> Callable[[str, str], float]:
+    """The beam search asks for the same few contexts over and over: remember the latest 500,000."""
+    return functools.lru_cache(maxsize=500_000)(logp)
+
+
 class CharLM:
     """Character n-gram, Witten-Bell interpolated down to a uniform share over the alphabet."""
 
@@ -37,7 +43,7 @@ class CharLM:
         self.order = order
         self._counts = counts
         self._totals = {h: (sum(c.values()), len(c)) for h, c in counts.items()}
-        self._cache: dict[tuple[str, str], float] = {}
+        self._context_logp = _memoised(self._uncached_logp)
 
     def __len__(self) -> int:
         """Contexts held."""
@@ -65,10 +71,9 @@ class CharLM:
     def logp(self, history: str, char: str) -> float:
         """log P(char | the last ``order - 1`` characters of ``history``)."""
         h = (" " * (self.order - 1) + history)[-(self.order - 1):] if self.order > 1 else ""
-        key = (h, char)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
+        return self._context_logp(h, char)
+
+    def _uncached_logp(self, h: str, char: str) -> float:
         p = math.exp(_UNIFORM)
         for n in range(0, len(h) + 1):  # from the empty context up to the full one
             context = h[len(h) - n:] if n else ""
@@ -77,11 +82,7 @@ class CharLM:
                 break
             total, distinct = self._totals[context]
             p = (seen.get(char, 0) + distinct * p) / (total + distinct)
-        value = math.log(p)
-        if len(self._cache) > 500_000:
-            self._cache.clear()
-        self._cache[key] = value
-        return value
+        return math.log(p)
 
 
 class WordLM:
@@ -99,7 +100,8 @@ class WordLM:
         self.vocabulary = frozenset(w for w in unigrams if w != self.END)
         self.prefixes = frozenset(w[:i] for w in self.vocabulary for i in range(1, len(w) + 1))
         """Every beginning of a known word: a partial word outside it is already unknown."""
-        self._cache: dict[tuple[str, str], float] = {}
+        self.logp = _memoised(self._uncached_logp)
+        """log P(word | the word before it, or ``<s>``)."""
 
     def __len__(self) -> int:
         return len(self.vocabulary)
@@ -124,22 +126,13 @@ class WordLM:
     def load(cls, path: Path) -> WordLM:
         return cls(_load_counts(path, "words")[1])
 
-    def logp(self, before: str, word: str) -> float:
-        """log P(word | the word before it, or ``<s>``)."""
-        key = (before, word)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
+    def _uncached_logp(self, before: str, word: str) -> float:
         p = (self._counts[""].get(word, 0) + self._distinct / (self._distinct + 1)) / (self._total + self._distinct)
         seen = self._counts.get(before) if before else None
         if seen is not None:
             total, distinct = self._totals[before]
             p = (seen.get(word, 0) + distinct * p) / (total + distinct)
-        value = math.log(p)
-        if len(self._cache) > 500_000:
-            self._cache.clear()
-        self._cache[key] = value
-        return value
+        return math.log(p)
 
 
 def _save_counts(path: Path, kind: str, counts: dict[str, dict[str, int]], header: str = "") -> None:
@@ -311,7 +304,7 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
         if words is not None and text:
             if not prefix.endswith(" "):
                 score += word_score(text)
-            score += gamma * words.logp(text[text.rfind(" ") + 1:], WordLM.END)
+            score += gamma * words.logp(_last_word(text)[1], WordLM.END)
         return score
 
     best = max(beams.items(), key=closed)
