@@ -148,7 +148,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             manifest = asr.finish(out, json.loads((out / "manifest.json").read_text()))
             print(json.dumps(manifest["metrics"]))
             return 0
-        epochs = {"base": args.epochs, "adapt": args.adapt_epochs, "refine": args.refine_epochs}
+        epochs = {"base": args.epochs, "adapt": args.adapt_epochs, "refine": args.refine_epochs,
+                  "narrowband": args.narrowband_epochs}
         stages = tuple(dataclasses.replace(s, epochs=epochs[s.name]) if epochs.get(s.name) is not None else s
                        for s in asr.STAGES)
         manifest = asr.train(out, tuple(s for s in stages if s.epochs), max_minutes=args.max_minutes)
@@ -402,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default 12, 0 skips it)")
     p.add_argument("--refine-epochs", type=int, help="asr: epochs of the third stage (the second's data in smaller "
                    "batches; default 10, 0 skips it)")
+    p.add_argument("--narrowband-epochs", type=int, help="asr: epochs of the fourth stage (the second's mix drawn "
+                   "again, half of it through an 8 kHz telephone channel; default 8, 0 skips it)")
     p.add_argument("--language-models", action="store_true",
                    help="asr: retrain only the character and word LMs of the model in --out and measure it again")
     p.set_defaults(func=cmd_train)
@@ -409,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="ASR word error rate on held-out real speech (LJ Speech, FSDD, pocketsphinx)")
     p.add_argument("model", choices=["asr"])
     p.add_argument("--model", dest="model_dir", metavar="DIR", help="model directory (default: the committed one)")
-    p.add_argument("--set", action="append", help="only these sets (ljspeech_held_out, fsdd_jackson, pocketsphinx)")
+    p.add_argument("--set", action="append",
+                   help="only these sets (ljspeech_held_out, ljspeech_held_out_8khz, fsdd_jackson, pocketsphinx)")
     p.set_defaults(func=cmd_evaluate)
 
     p = with_config(sub.add_parser("transcribe", help="WAV files (any rate) through the ASR streaming path, no Kafka; "
