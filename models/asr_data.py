@@ -248,8 +248,9 @@ def narrowband_jobs(seed: int = 0, share: float = 0.5, via_rate: int = 8_000,
     (telephone band, < 4 kHz).
 
     Why: the only 8 kHz speech of the other stages is FSDD, four speakers saying digits, so the model met
-    narrowband audio from four voices only; a new 8 kHz speaker (FSDD's held-out one, any caller on a
-    phone line) lost its fricatives and onsets ("nie" for "nine", "si" for "six")."""
+    narrowband audio from four voices only, and any other speech over a phone line was read badly: held-out
+    LJ Speech at 8 kHz had WER 0.71 against 0.41 at full band (0.55 after this stage). It costs a little on
+    FSDD itself: 8 kHz audio no longer means "a digit" to the model."""
     rng = np.random.default_rng(seed + 2)
     jobs = adaptation_jobs(seed + 10, tts=tts)
     for job in jobs:
