@@ -168,9 +168,14 @@ class AsrSettings(_Section):
     yaml_section: ClassVar[str] = "asr"
 
     endpoint_s: float = Field(
-        0.8, gt=0, description="Blank (or space) output after speech that ends a segment: a final is emitted "
+        0.8, gt=0, description="Silence (frames without speech, see speech_probability) after speech that ends "
+        "a segment: a final is emitted "
         "and the next segment starts.")
     max_segment_s: float = Field(30.0, gt=0, description="A segment longer than this is finalised anyway.")
+    speech_probability: float = Field(
+        0.2, gt=0, le=1, description="Letter probability (1 - blank - space) at which a frame counts as speech "
+        "although greedy decoding emits nothing there: such a segment ends in a final that the beam search "
+        "decodes, and that is dropped if it finds no word. 1 only counts frames greedy decoding emits a letter in.")
     max_stream_s: float = Field(
         3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
         "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")

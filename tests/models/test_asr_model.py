@@ -66,6 +66,44 @@ def test_committed_model_figures_are_measured_again() -> None:
     assert manifest["lm"]["order"] == asr_model.LM_ORDER and (COMMITTED / "lm.txt.gz").exists()
 
 
+def noise(kind: str, dbfs: float, rate: int, seconds: float = 10.0) -> np.ndarray:
+    """Audio with no speech in it: white, pink (1/f) or brown (1/f^2) noise, or mains hum, at ``dbfs`` RMS."""
+    rng = np.random.default_rng(7)
+    n = int(seconds * rate)
+    if kind == "hum":
+        t = np.arange(n) / rate
+        x = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 8))
+    else:
+        f = np.fft.rfftfreq(n, 1 / rate)
+        f[0] = f[1]
+        x = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) / f ** {"white": 0.0, "pink": 0.5, "brown": 1.0}[kind], n)
+    return (x / np.sqrt(np.mean(x ** 2)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+@needs_model
+@pytest.mark.parametrize("rate", [16_000, 8_000])
+def test_quiet_audio_without_speech_yields_no_words(tmp_path: Path, rate: int) -> None:
+    """A stream that starts in silence or room noise (every microphone and phone stream does) gets no words:
+    the model's first frames once made every such stream begin with a final "i". Loud noise (-25 dBFS) still
+    makes up a few words; the README has the count."""
+    from scipy.io import wavfile
+
+    from workers.asr.audio import float_to_pcm16
+    from workers.asr.recognizer import AcousticModel, Recognizer
+    from workers.asr.transcribe import transcribe
+    from workers.settings import AsrSettings, OnnxSettings
+
+    quiet = {"zeros": np.zeros(10 * rate, np.float32), "white-50": noise("white", -50, rate),
+             "white-35": noise("white", -35, rate), "pink-35": noise("pink", -35, rate),
+             "brown-30": noise("brown", -30, rate), "hum-30": noise("hum", -30, rate)}
+    paths = []
+    for name, audio in quiet.items():
+        paths.append(tmp_path / f"{name}.wav")
+        wavfile.write(paths[-1], rate, np.frombuffer(float_to_pcm16(audio), np.int16))
+    recognizer = Recognizer.from_settings(AcousticModel(COMMITTED, OnnxSettings()), AsrSettings())
+    assert {Path(r["file"]).stem: r["text"] for r in transcribe(paths, recognizer)} == dict.fromkeys(quiet, "")
+
+
 @needs_model
 def test_saved_keras_weights_rebuild_the_served_model() -> None:
     """The TensorFlow baselines of `workers bench asr` run the model the worker serves."""

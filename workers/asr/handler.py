@@ -176,8 +176,9 @@ class AsrHandler(StatefulHandler[Chunk]):
     def _results(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
                  inference_s: float, extra_latency: dict | None = None) -> list[Result]:
         latency = item.latency_fields(inference_s) | (extra_latency or {})
-        return [self._emit(context, segment, end and n == len(produced) - 1, latency)
-                for n, segment in enumerate(produced)]
+        reported = self.recognizer.reportable(produced, end)
+        return [self._emit(context, segment, end and n == len(reported) - 1, latency)
+                for n, segment in enumerate(reported)]
 
     def _finish(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
                 inference_s: float, search: Future[SearchDone]) -> list[Result]:
@@ -199,7 +200,7 @@ class AsrHandler(StatefulHandler[Chunk]):
         """Streams silent for ``state_ttl_s`` without ``end``: each open segment is closed as a final (reason
         ``idle_timeout``, all in one batch), so a client that vanished mid-sentence still gets its words.
         A chunk arriving later resumes the stream on fresh state."""
-        speaking = [(stream_id, state) for stream_id, state in expired if state.stream.decoder.has_speech]
+        speaking = [(stream_id, state) for stream_id, state in expired if state.stream.decoder.heard]
         if not speaking:
             return []
         silence = np.zeros(0, np.float32)

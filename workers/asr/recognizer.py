@@ -28,6 +28,11 @@ from workers.settings import AsrSettings, OnnxSettings
 SPACE = ALPHABET.index(" ") + 1
 TAIL_S = 0.5
 """Silence fed after end of stream: a causal CTC model emits a character a little after hearing it."""
+STARTUP_FRAMES = 2
+"""A stream's first model frames, which see no history (zero caches): the model emits "ti" there whatever
+the audio, so they do not count as speech on their own (they stay in the segment if speech follows)."""
+LEAD_FRAMES = 10
+"""Frames of the silence before a segment kept for its beam search (the onset of a soft first word)."""
 
 
 @dataclass(slots=True)
@@ -54,34 +59,45 @@ class Segment:
     lattice: np.ndarray | None = None
     """A final's log-probabilities while its beam search is still owed (``accept(defer_search=True)``)."""
     lattice_start_s: float = 0.0
+    tentative: bool = False
+    """A final of a segment that greedy decoding found no letter in (voiced by letter mass alone): when its
+    beam search finds no word either, it is not reported (:meth:`Recognizer.reportable`)."""
 
 
 @dataclass(slots=True)
 class Decoder:
-    """Greedy CTC over the current segment, with the time of every emitted character."""
+    """Greedy CTC over the current segment, with the time of every emitted character.
+
+    A frame is *voiced* when greedy emits a letter there, or when the letters' probability mass reaches
+    the recogniser's ``speech_probability`` although the blank still wins: a short word said softly
+    ("six", "two") can stay under the blank in every frame, yet the beam search over its segment finds it."""
 
     tokens: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     previous: int = BLANK
-    silent_frames: int = 0  # consecutive blank/space frames since the last character
+    silent_frames: int = 0  # consecutive unvoiced frames since the last voiced one
+    heard: bool = False  # any voiced frame in this segment: it is speech, and it will end in a final
     log_probs: list[np.ndarray] = field(default_factory=list)  # the segment's frames, for the final's beam search
     first_time: float | None = None
 
-    def push(self, best: np.ndarray, first_time: float, frame_s: float, log_probs: np.ndarray | None = None) -> None:
+    def push(self, best: np.ndarray, voiced: np.ndarray, first_time: float, frame_s: float,
+             log_probs: np.ndarray | None = None) -> None:
         if log_probs is not None and len(log_probs):
             self.log_probs.append(log_probs.astype(np.float16))
             if self.first_time is None:
                 self.first_time = first_time
-        for i, token in enumerate(best.tolist()):
+        for i, (token, loud) in enumerate(zip(best.tolist(), voiced.tolist(), strict=True)):
             if token != self.previous and token != BLANK:
                 if not (token == SPACE and (not self.tokens or self.tokens[-1] == SPACE)):
                     self.tokens.append(token)
                     self.times.append(first_time + i * frame_s)
-            self.silent_frames = self.silent_frames + 1 if token in (BLANK, SPACE) else 0
+            self.silent_frames = 0 if loud else self.silent_frames + 1
+            self.heard = self.heard or loud
             self.previous = token
 
     @property
     def has_speech(self) -> bool:
+        """Greedy decoding has emitted a letter (a partial has text)."""
         return any(t != SPACE for t in self.tokens)
 
     def words(self, frame_s: float) -> list[Word]:
@@ -170,8 +186,9 @@ class Recognizer:
     """Streams in, segments out. Not thread-safe: one caller (the engine's batch loop, or a CLI)."""
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
-                 search: SearchSettings = GREEDY) -> None:
+                 search: SearchSettings = GREEDY, speech_probability: float = 1.0) -> None:
         self.model = model
+        self.speech_probability = speech_probability
         self.endpoint_frames = max(1, round(endpoint_s / model.frame_s))
         self.max_segment_s = max_segment_s
         self.lm = model.lm if search.beam > 0 else None
@@ -179,7 +196,8 @@ class Recognizer:
 
     @classmethod
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
-        return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings))
+        return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
+                   settings.speech_probability)
 
     def new_stream(self, rate: int) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -216,48 +234,77 @@ class Recognizer:
         return [self._decode(stream, lp, end, defer_search)
                 for stream, lp, end in zip(streams, log_probs, ends, strict=True)]
 
+    def _voiced(self, log_probs: np.ndarray, best: np.ndarray, first_frame: int) -> np.ndarray:
+        """Per frame: speech is heard (see :class:`Decoder`). Soft evidence counts only with a beam search
+        to find its words; the stream's first :data:`STARTUP_FRAMES` never count."""
+        voiced = (best != BLANK) & (best != SPACE)
+        if self.lm is not None and self.speech_probability < 1.0:
+            letters = 1.0 - np.exp(log_probs[:, BLANK]) - np.exp(log_probs[:, SPACE])
+            voiced |= letters >= self.speech_probability
+        voiced[:max(0, STARTUP_FRAMES - first_frame)] = False
+        return voiced
+
     def _decode(self, stream: Stream, log_probs: np.ndarray | None, end: bool, defer_search: bool) -> list[Segment]:
         frame_s = self.model.frame_s
         segments: list[Segment] = []
         if log_probs is not None:
             best = log_probs.argmax(-1)
+            voiced = self._voiced(log_probs, best, stream.frames_done)
             start = 0
             while start < len(best):
-                stop = self._endpoint(stream.decoder, best, start)
-                stream.decoder.push(best[start:stop], (stream.frames_done + start) * frame_s, frame_s,
-                                    log_probs[start:stop] if self.lm is not None else None)
+                stop = self._endpoint(stream.decoder, voiced, start)
+                stream.decoder.push(best[start:stop], voiced[start:stop], (stream.frames_done + start) * frame_s,
+                                    frame_s, log_probs[start:stop] if self.lm is not None else None)
                 position = (stream.frames_done + stop) * frame_s
-                speech = stream.decoder.has_speech
+                speech = stream.decoder.heard
                 if speech and stream.decoder.silent_frames >= self.endpoint_frames:
                     segments.append(self._close(stream, position, "endpoint", defer_search))
                 elif speech and position - stream.segment_start_s >= self.max_segment_s:
                     segments.append(self._close(stream, position, "max_segment", defer_search))
                 elif not speech and stream.decoder.silent_frames >= self.endpoint_frames:
-                    stream.segment_start_s = position  # silence before speech is no segment of its own
+                    self._skip_silence(stream, position)
                 start = stop
             stream.frames_done += len(best)
         if end:
-            if stream.decoder.has_speech or not segments:
+            if stream.decoder.heard or not segments:
                 segments.append(self._close(stream, stream.frames_done * frame_s, "end_of_stream", defer_search))
-        elif stream.decoder.has_speech or not segments:  # a partial per chunk, empty before any speech
+        elif stream.decoder.heard or not segments:  # a partial per chunk, empty before any speech
             segments.append(self._segment(stream, final=False, end_s=stream.frames_done * frame_s))
-        return segments
+        return segments if defer_search else self.reportable(segments, end)
 
-    def _endpoint(self, decoder: Decoder, best: np.ndarray, start: int) -> int:
-        """Index just past the frame where the open segment reaches its endpoint (``endpoint_s`` of blanks
-        or spaces after speech), else ``len(best)``."""
-        silent, speech = decoder.silent_frames, decoder.has_speech
-        for i in range(start, len(best)):
-            if best[i] == BLANK or best[i] == SPACE:
+    def _skip_silence(self, stream: Stream, position: float) -> None:
+        """Silence before speech is no segment of its own: the segment starts later, and its stored frames
+        but the last :data:`LEAD_FRAMES` are dropped (else a stream silent for an hour keeps them all)."""
+        old = stream.decoder
+        stream.decoder = Decoder(previous=old.previous, silent_frames=old.silent_frames)
+        if old.log_probs:
+            lead = np.concatenate(old.log_probs)[-LEAD_FRAMES:]
+            stream.decoder.log_probs = [lead]
+            stream.decoder.first_time = position - len(lead) * self.model.frame_s
+        stream.segment_start_s = position
+
+    @staticmethod
+    def reportable(segments: list[Segment], end: bool) -> list[Segment]:
+        """The segments to report once finals are searched: a tentative final that found no words is
+        dropped (its segment number is skipped), unless it is a stream's last word on the matter."""
+        kept = [s for s in segments if not (s.final and s.tentative and not s.text)]
+        return kept if kept or not end else segments[-1:]
+
+    def _endpoint(self, decoder: Decoder, voiced: np.ndarray, start: int) -> int:
+        """Index just past the frame where the open segment reaches its endpoint (``endpoint_s`` of unvoiced
+        frames after speech), else ``len(voiced)``."""
+        silent, speech = decoder.silent_frames, decoder.heard
+        for i in range(start, len(voiced)):
+            if voiced[i]:
+                silent, speech = 0, True
+            else:
                 silent += 1
                 if speech and silent >= self.endpoint_frames:
                     return i + 1
-            else:
-                silent, speech = 0, True
-        return len(best)
+        return len(voiced)
 
     def _segment(self, stream: Stream, final: bool, end_s: float) -> Segment:
-        words = stream.decoder.words(self.model.frame_s)
+        words = stream.decoder.words(self.model.frame_s) if stream.decoder.heard else []
         return Segment(stream.segment, " ".join(w.word for w in words), words, final, stream.segment_start_s, end_s)
 
     def search(self, lattice: np.ndarray) -> Searched:
@@ -278,7 +325,8 @@ class Recognizer:
         decoder = stream.decoder
         segment = self._segment(stream, final=True, end_s=end_s)
         segment.reason = reason
-        if self.lm is not None and decoder.log_probs and decoder.has_speech:
+        segment.tentative = decoder.heard and not decoder.has_speech
+        if self.lm is not None and decoder.log_probs and decoder.heard:
             segment.lattice = np.concatenate(decoder.log_probs)
             segment.lattice_start_s = decoder.first_time or 0.0
             if not defer_search:

@@ -3,9 +3,10 @@ import pytest
 
 from models import ARTIFACTS
 from workers.asr.audio import read_wav
-from workers.asr.recognizer import SPACE, AcousticModel, Recognizer
+from workers.asr.lm import CharLM, LanguageModels, SearchSettings, WordLM
+from workers.asr.recognizer import SPACE, AcousticModel, Recognizer, Segment
 from workers.asr.text import ALPHABET, VOCAB_SIZE
-from workers.settings import OnnxSettings
+from workers.settings import AsrSettings, OnnxSettings
 
 MODEL = ARTIFACTS / "asr"
 LJ = ARTIFACTS.parents[2] / "shared" / "data" / "asr" / "ljspeech" / "wavs" / "LJ001-0001.wav"
@@ -99,3 +100,91 @@ def test_partials_grow_finals_come_at_endpoints_and_at_the_end_of_stream() -> No
     assert partials[0] == "hi" and partials[-1] == "hi you"
     last = recognizer.accept([stream], [chunk], [True])[0]
     assert [(s.text, s.final, s.index) for s in last] == [("ok", True, 1)]  # the tail silence may endpoint it first
+
+
+DIGIT_TEXT = ["six", "two", "one two six", "six six two", "two one"]
+
+
+class LatticeModel(ScriptedModel):
+    """Emits the given log-probability rows (then blanks), and ships tiny LMs for the finals' search."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows, self.position = rows, 0
+        self.lm = LanguageModels(CharLM.train(DIGIT_TEXT, order=3, min_count=1), WordLM.train(DIGIT_TEXT))
+
+    def run(self, memories, frames):
+        n = frames.shape[1] // 2
+        out = np.tile(lattice([{"_": 1.0}]), (len(memories), n, 1))
+        for t in range(n):
+            if self.position < len(self.rows):
+                out[:, t] = self.rows[self.position]
+            self.position += 1
+        return out
+
+
+def lattice(spec: list[dict[str, float]]) -> np.ndarray:
+    """One row per frame: the given character probabilities ("_" the blank), the rest to blank."""
+    rows = np.full((len(spec), VOCAB_SIZE), 1e-6)
+    for row, probs in zip(rows, spec, strict=True):
+        for ch, p in probs.items():
+            row[0 if ch == "_" else ALPHABET.index(ch) + 1] = p
+        row[0] += max(0.0, 1 - row.sum())
+    return np.log(rows / rows.sum(1, keepdims=True)).astype(np.float32)
+
+
+def run_chunks(recognizer: Recognizer, chunks: int, defer_search: bool = False) -> list:
+    """``chunks`` chunks of 100 ms (5 model frames) of one stream, the last ending it."""
+    stream, seen = recognizer.new_stream(16000), []
+    for n in range(chunks):
+        seen += recognizer.accept([stream], [np.zeros(1600, np.float32)], [n == chunks - 1], defer_search)[0]
+    return seen
+
+
+SOFT_SIX = [{}] * 10 + [{"s": 0.4}, {"s": 0.4}, {"i": 0.45}, {"x": 0.4}, {"x": 0.4}]
+"""A softly spoken "six": the blank wins every frame, so greedy decoding hears nothing."""
+
+
+def test_a_word_too_soft_for_greedy_decoding_opens_a_segment_the_beam_search_decodes() -> None:
+    search = SearchSettings.of(AsrSettings())
+    soft = Recognizer(LatticeModel(lattice(SOFT_SIX)), search=search, speech_probability=0.2)
+    seen = run_chunks(soft, 12)
+    assert [s.text for s in seen if not s.final] == [""] * len(seen[:-1])  # partials are greedy: nothing
+    finals = [s for s in seen if s.final]
+    assert [(f.text, f.reason, f.tentative) for f in finals] == [("six", "endpoint", True)]
+    assert finals[0].words[0].start_s == pytest.approx(0.2, abs=0.03)
+    strict = Recognizer(LatticeModel(lattice(SOFT_SIX)), search=search, speech_probability=1.0)
+    assert [(s.text, s.reason) for s in run_chunks(strict, 12) if s.final] == [("", "end_of_stream")]
+
+
+def test_a_tentative_final_that_found_no_word_is_not_reported() -> None:
+    def segment(text: str, final: bool = True, tentative: bool = True, reason: str | None = "endpoint") -> Segment:
+        return Segment(0, text, [], final, 0.0, 1.0, reason, tentative=tentative)
+
+    partial = segment("", final=False, tentative=False, reason=None)
+    nothing, six = segment(""), segment("six")
+    assert Recognizer.reportable([nothing, partial], end=False) == [partial]
+    assert Recognizer.reportable([six, partial], end=False) == [six, partial]
+    greedy_empty = segment("", tentative=False)
+    assert Recognizer.reportable([greedy_empty, partial], end=False) == [greedy_empty, partial]
+    assert Recognizer.reportable([nothing], end=True) == [nothing]  # a stream's end always has its final
+
+
+def test_what_the_model_emits_before_it_has_any_history_is_not_speech_on_its_own() -> None:
+    """A stream starting in silence: the model's first frames say "ti" whatever the audio (zero caches);
+    counted as speech, every such stream began with a final "i"."""
+    t, i = ALPHABET.index("t") + 1, ALPHABET.index("i") + 1
+    seen = run_chunks(Recognizer(ScriptedModel([t, i] + [0] * 80)), 16)
+    assert all(s.text == "" for s in seen) and [s.reason for s in seen if s.final] == ["end_of_stream"]
+    spoken = run_chunks(Recognizer(ScriptedModel([t, i] + [0] * 5 + tokens_of("ok"))), 4)  # speech follows
+    assert [s.text for s in spoken if s.final] == ["tiok"]
+
+
+def test_silence_before_speech_is_not_kept_for_the_search() -> None:
+    """Ten seconds of silence, then "two": the final's lattice starts just before the word, not at 0 s."""
+    rows = lattice([{}] * 500 + [{"t": 0.9}, {}, {"w": 0.9}, {"o": 0.9}])
+    recognizer = Recognizer(LatticeModel(rows), search=SearchSettings.of(AsrSettings()))
+    finals = [s for s in run_chunks(recognizer, 110, defer_search=True) if s.final and s.reason == "endpoint"]
+    assert len(finals) == 1 and finals[0].lattice is not None
+    assert len(finals[0].lattice) < 100 and 9.5 < finals[0].lattice_start_s < 10.0
+    recognizer.apply_search(finals[0], recognizer.search(finals[0].lattice))
+    assert finals[0].text == "two" and finals[0].words[0].start_s == pytest.approx(10.0, abs=0.03)
