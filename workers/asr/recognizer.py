@@ -4,7 +4,8 @@ evaluation all run this code, so what is measured is what is served.
 
 Per stream: a resampler, the log-mel carry-over, frames waiting for an even count, the model's memory
 (convolution caches and GRU state), and the greedy CTC decoder of the current segment. A segment ends
-(a *final*) at end of stream or after ``endpoint_s`` of blank/space output following speech.
+(a *final*) at end of stream or after ``endpoint_s`` without speech following speech (see :class:`Decoder`
+for what counts as speech).
 Partials are greedy CTC; a final is re-decoded once with a beam search and the model's character
 language model (``lm.txt.gz``, when the model directory has one): here, or by the caller
 (``defer_search``; the worker runs it in another process, see ``workers.asr.finals``).
