@@ -5,21 +5,12 @@ import numpy as np
 import pytest
 
 from workers.asr.lm import CharLM, LanguageModels, SearchSettings, WordLM, beam_search
-from workers.asr.text import ALPHABET, VOCAB_SIZE
+from workers.asr.text import ALPHABET
 from workers.settings import AsrSettings
 
+from .lattices import lattice
+
 CORPUS = ["the exhibition of printing", "the exhibition was open", "printing in the exhibition"] * 5
-
-
-def frames(spec: list[dict[str, float]]) -> np.ndarray:
-    """One row per frame: the given character probabilities, the rest to blank."""
-    rows = np.full((len(spec), VOCAB_SIZE), 1e-6)
-    for row, probs in zip(rows, spec, strict=True):
-        for ch, p in probs.items():
-            rows_index = 0 if ch == "_" else ALPHABET.index(ch) + 1
-            row[rows_index] = p
-        row[0] += max(0.0, 1 - row.sum())
-    return np.log(rows / rows.sum(1, keepdims=True)).astype(np.float32)
 
 
 def test_probabilities_sum_to_one_and_the_model_round_trips(tmp_path) -> None:
@@ -42,7 +33,7 @@ def test_the_beam_with_the_lm_prefers_the_known_spelling_and_times_each_characte
         # the acoustic model is unsure about the "h" after "x": greedy decoding drops it
         spec.append({ch: 0.4, "_": 0.6} if (ch == "h" and spec and len(spec) > 8) else {ch: 0.9})
         spec.append({"_": 0.99})
-    log_probs = frames(spec)
+    log_probs = lattice(spec)
     greedy = "".join(ALPHABET[t - 1] for t in log_probs.argmax(1) if t)
     assert greedy == "the exibition"
     text, times = beam_search(log_probs, lm, beam=8, alpha=1.0, beta=1.0)
@@ -73,7 +64,7 @@ def test_the_word_lm_turns_a_near_miss_into_the_word_it_was() -> None:
     """The acoustic model hears "fie" for "five" (the "v" is weak): the characters alone keep "fie", the
     vocabulary makes it "five" (greedy decoding gave "fie" for 33 of the held-out FSDD speaker's 500 digits)."""
     spec = [{"f": 0.9}, {"_": 0.99}, {"i": 0.9}, {"_": 0.99}, {"v": 0.05, "_": 0.95}, {"e": 0.9}, {"_": 0.99}]
-    log_probs = frames(spec)
+    log_probs = lattice(spec)
     models = LanguageModels(CharLM.train(DIGIT_CORPUS, order=3, min_count=1), WordLM.train(DIGIT_CORPUS))
     settings = SearchSettings.of(AsrSettings())
     assert models.search(log_probs, dataclasses.replace(settings, word_weight=0.0)).text == "fie"

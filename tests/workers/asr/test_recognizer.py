@@ -8,6 +8,8 @@ from workers.asr.recognizer import SPACE, AcousticModel, Recognizer, Segment
 from workers.asr.text import ALPHABET, VOCAB_SIZE
 from workers.settings import AsrSettings, OnnxSettings
 
+from .lattices import lattice
+
 MODEL = ARTIFACTS / "asr"
 LJ = ARTIFACTS.parents[2] / "shared" / "data" / "asr" / "ljspeech" / "wavs" / "LJ001-0001.wav"
 
@@ -120,16 +122,6 @@ class LatticeModel(ScriptedModel):
                 out[:, t] = self.rows[self.position]
             self.position += 1
         return out
-
-
-def lattice(spec: list[dict[str, float]]) -> np.ndarray:
-    """One row per frame: the given character probabilities ("_" the blank), the rest to blank."""
-    rows = np.full((len(spec), VOCAB_SIZE), 1e-6)
-    for row, probs in zip(rows, spec, strict=True):
-        for ch, p in probs.items():
-            row[0 if ch == "_" else ALPHABET.index(ch) + 1] = p
-        row[0] += max(0.0, 1 - row.sum())
-    return np.log(rows / rows.sum(1, keepdims=True)).astype(np.float32)
 
 
 def run_chunks(recognizer: Recognizer, chunks: int, defer_search: bool = False) -> list:
