@@ -284,9 +284,7 @@ def build(cache: Path, seed: int = 0, processes: int = 2, stage: str = "base", *
 def telephone_copies(clips: list[Clip], rate: int = 8_000) -> list[Clip]:
     """The clips as a phone line delivers them: PCM16 WAVs at ``rate`` (band-limited below 0.45 x rate by the
     resampler), written once to ``.cache/asr/eval`` and fed to the recogniser at that rate."""
-    from scipy.io import wavfile
-
-    from workers.asr.audio import float_to_pcm16
+    from workers.asr.audio import write_wav
 
     folder = EVAL_CACHE / f"{rate}hz"
     folder.mkdir(parents=True, exist_ok=True)
@@ -295,9 +293,8 @@ def telephone_copies(clips: list[Clip], rate: int = 8_000) -> list[Clip]:
         path = folder / Path(clip.path).name
         if not path.exists():
             audio, source_rate = read_wav(clip.path)
-            pcm = np.frombuffer(float_to_pcm16(resample(audio, source_rate, rate)), np.int16)
             tmp = path.with_suffix(".tmp")
-            wavfile.write(tmp, rate, pcm)
+            write_wav(tmp, resample(audio, source_rate, rate), rate)
             tmp.replace(path)
         copies.append(Clip(str(path), clip.text, f"{clip.group}-{rate}hz"))
     return copies

@@ -86,9 +86,7 @@ def test_quiet_audio_without_speech_yields_no_words(tmp_path: Path, rate: int) -
     """A stream that starts in silence or room noise (every microphone and phone stream does) gets no words:
     the model's first frames once made every such stream begin with a final "i". Loud noise (-25 dBFS) still
     makes up a few words; the README has the count."""
-    from scipy.io import wavfile
-
-    from workers.asr.audio import float_to_pcm16
+    from workers.asr.audio import write_wav
     from workers.asr.recognizer import AcousticModel, Recognizer
     from workers.asr.transcribe import transcribe
     from workers.settings import AsrSettings, OnnxSettings
@@ -99,7 +97,7 @@ def test_quiet_audio_without_speech_yields_no_words(tmp_path: Path, rate: int) -
     paths = []
     for name, audio in quiet.items():
         paths.append(tmp_path / f"{name}.wav")
-        wavfile.write(paths[-1], rate, np.frombuffer(float_to_pcm16(audio), np.int16))
+        write_wav(paths[-1], audio, rate)
     recognizer = Recognizer.from_settings(AcousticModel(COMMITTED, OnnxSettings()), AsrSettings())
     assert {Path(r["file"]).stem: r["text"] for r in transcribe(paths, recognizer)} == dict.fromkeys(quiet, "")
 

@@ -146,6 +146,13 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return audio, int(rate)
 
 
+def write_wav(path: str | Path, audio: np.ndarray, rate: int) -> None:
+    """Float samples in [-1, 1] -> a mono PCM16 WAV file (what :func:`read_wav` reads back)."""
+    from scipy.io import wavfile
+
+    wavfile.write(str(path), rate, np.frombuffer(float_to_pcm16(audio), np.int16))
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """A WAV file at its own rate; a headerless ``.raw`` file is read as PCM16 mono at 16 kHz."""
     path = Path(path)
