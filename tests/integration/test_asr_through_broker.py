@@ -1,6 +1,7 @@
 """Speech end to end through the real broker: a WAV file streamed as PCM16 chunks (``workers mic --wav``)
 yields partials, then a final equal to ``workers transcribe`` on the same file; two streams interleave;
-bad chunks land in the DLQ with their reason and original bytes."""
+bad chunks land in the DLQ with their reason and original bytes; a word too soft for greedy decoding is
+found, and quiet noise yields no word."""
 
 from __future__ import annotations
 
@@ -82,3 +83,24 @@ def test_a_stream_that_stops_without_end_gets_an_idle_final(kafka, topics, start
     assert final["seq"] == len(chunks) - 1 and final["end_of_stream"] is False and "latency" not in final
     assert len([r for r in results if r["type"] == "partial"]) == len(chunks)
     worker.wait_for(lambda: worker.metric("workers_asr_segments_total", reason="idle_timeout") == 1, 10, "counting it")
+
+
+SOFT_SIX = SHARED / "fsdd" / "recordings" / "6_jackson_11.wav"
+"""A "six" the blank outweighs in every frame: greedy decoding hears nothing, the search over its soft
+frames finds the word."""
+
+
+@pytest.mark.skipif(not SOFT_SIX.exists(), reason="../shared/data/asr not present")
+def test_a_soft_word_is_found_and_quiet_noise_makes_no_word(kafka, topics, start_worker) -> None:
+    start_worker("asr", kafka, topics)
+    rate, chunks = wav_chunks(SOFT_SIX, 0.1, realtime=False)
+    finals = run_mic(kafka, chunks, rate, stream_id="soft-six", out=open("/dev/null", "w"),
+                     topics=(topics["input"], topics["output"]), final_timeout_s=60)
+    assert " ".join(f["text"] for f in finals) == "six" == transcribe([SOFT_SIX])[SOFT_SIX.name]
+    hiss = np.random.default_rng(0).normal(0, 10 ** (-50 / 20), 16000 * 3).astype(np.float32)  # -50 dBFS
+    seen: list[dict] = []
+    run_mic(kafka, iter(np.split(hiss, 30)), 16000, stream_id="hiss", out=open("/dev/null", "w"),
+            topics=(topics["input"], topics["output"]), on_result=seen.append, final_timeout_s=60)
+    finals = [(r["text"], r["reason"]) for r in seen if r["type"] == "final"]
+    assert finals == [("", "end_of_stream")]  # it once got a final "i" at 0.8 s
+    assert len(seen) == 31 and all(r["text"] == "" for r in seen)  # 30 partials and the end's final
