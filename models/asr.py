@@ -426,8 +426,9 @@ def keras_from_artifacts(model_dir: Path = ARTIFACTS / NAME) -> Any:
 
 def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) -> dict[str, Any]:
     """WER (and digit accuracy on FSDD) of the model on the held-out real speech, through the worker's
-    streaming path (``workers transcribe``: 160 ms chunks, endpointing)."""
+    streaming path (``workers transcribe``: 160 ms chunks, endpointing, the set's phrase list if any)."""
     from models import asr_data
+    from workers.asr.lm import Phrases
     from workers.asr.recognizer import AcousticModel, Recognizer
     from workers.asr.text import word_errors
     from workers.asr.transcribe import transcribe
@@ -435,13 +436,16 @@ def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) 
 
     recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), AsrSettings())
     report: dict[str, Any] = {}
-    for name, clips in asr_data.evaluation_sets().items():
+    for name, chosen in asr_data.evaluation_sets().items():
         if sets and name not in sets:
             continue
+        clips = chosen.clips
         errors = words = exact = 0
         audio_s = 0.0
         examples = []
-        for clip, result in zip(clips, transcribe([c.path for c in clips], recognizer), strict=True):
+        phrases = Phrases.parse(chosen.phrases) if chosen.phrases else None
+        found = transcribe([c.path for c in clips], recognizer, phrases=phrases)
+        for clip, result in zip(clips, found, strict=True):
             e, n = word_errors(clip.text, result["text"])
             errors, words, exact = errors + e, words + n, exact + (result["text"] == clip.text)
             audio_s += result["audio_s"]
@@ -449,5 +453,7 @@ def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) 
                 examples.append({"reference": clip.text, "hypothesis": result["text"]})
         report[name] = {"clips": len(clips), "audio_s": round(audio_s, 1), "wer": round(errors / max(words, 1), 4),
                         "exact_match": round(exact / max(len(clips), 1), 4), "examples": examples}
+        if chosen.phrases:
+            report[name]["phrases"] = chosen.phrases
         log.info("%s: WER %.3f, exact %.3f over %d clips", name, report[name]["wer"], report[name]["exact_match"], len(clips))
     return report

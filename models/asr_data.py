@@ -300,13 +300,25 @@ def telephone_copies(clips: list[Clip], rate: int = 8_000) -> list[Clip]:
     return copies
 
 
-def evaluation_sets() -> dict[str, list[Clip]]:
-    """Held-out real speech; ``ljspeech_held_out_8khz`` is the LJ set again at a phone line's 8 kHz."""
+@dataclass(frozen=True)
+class EvaluationSet:
+    """Held-out clips, and the phrase list their streams send (None: open dictation)."""
+
+    clips: list[Clip]
+    phrases: list[str] | None = None
+
+
+def evaluation_sets() -> dict[str, EvaluationSet]:
+    """Held-out real speech. ``ljspeech_held_out_8khz`` is the LJ set again at a phone line's 8 kHz;
+    ``fsdd_jackson_digit_prompt`` the unseen speaker's digits again, each stream sending the ten digit
+    words as its phrase list, as a client that asked for a digit does."""
     _, lj_held_out = lj_clips()
     _, fsdd_held_out = fsdd_clips()
-    return {"ljspeech_held_out": lj_held_out, "ljspeech_held_out_8khz": telephone_copies(lj_held_out),
-            f"fsdd_{FSDD_HELD_OUT_SPEAKER}": fsdd_held_out,
-            "pocketsphinx": pocketsphinx_clips()}
+    return {"ljspeech_held_out": EvaluationSet(lj_held_out),
+            "ljspeech_held_out_8khz": EvaluationSet(telephone_copies(lj_held_out)),
+            f"fsdd_{FSDD_HELD_OUT_SPEAKER}": EvaluationSet(fsdd_held_out),
+            f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt": EvaluationSet(fsdd_held_out, DIGITS),
+            "pocketsphinx": EvaluationSet(pocketsphinx_clips())}
 
 
 LM_DIGIT_STRINGS = 30_000

@@ -174,6 +174,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phrases(args: argparse.Namespace) -> list[str] | None:
+    """``--phrases "yes,no,[unk]"`` as a list, checked as the worker checks its header."""
+    if not args.phrases:
+        return None
+    from workers.asr.lm import Phrases
+
+    items = [p.strip() for p in args.phrases.split(",")]
+    try:
+        Phrases.parse(items)
+    except ValueError as exc:
+        raise SystemExit(f"--phrases: {exc}") from None
+    return items
+
+
 def _recognizer(args: argparse.Namespace) -> Any:
     from models import ARTIFACTS
     from workers.asr.recognizer import AcousticModel, Recognizer
@@ -186,12 +200,15 @@ def _recognizer(args: argparse.Namespace) -> Any:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     """WAV files through the worker's streaming path, one JSON line each."""
     logging.basicConfig(level="WARNING")
+    from workers.asr.lm import Phrases
     from workers.asr.transcribe import transcribe
 
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise SystemExit(f"no such file: {', '.join(missing)}")
-    for result in transcribe(args.files, _recognizer(args), chunk_s=args.chunk_ms / 1000):
+    items = _phrases(args)
+    phrases = Phrases.parse(items) if items else None
+    for result in transcribe(args.files, _recognizer(args), chunk_s=args.chunk_ms / 1000, phrases=phrases):
         if not args.words:
             result.pop("segments")
         print(json.dumps(result), flush=True)
@@ -209,7 +226,7 @@ def cmd_mic(args: argparse.Namespace) -> int:
     else:
         rate, chunks = args.rate, live.microphone_chunks(args.rate, args.chunk_ms / 1000, args.device)
         print("listening; Ctrl-C ends the stream", file=sys.stderr)
-    live.run_mic(kafka, chunks, rate, args.stream_id)
+    live.run_mic(kafka, chunks, rate, args.stream_id, phrases=_phrases(args))
     return 0
 
 
@@ -326,6 +343,10 @@ def _predict_bot(args: argparse.Namespace) -> int:
     return 0
 
 
+PHRASES_HELP = ("comma-separated phrases the speaker may say (\"zero,one,two\"); finals use only their words, "
+                "[unk] admits other words as [unk]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workers",
@@ -413,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", choices=["asr"])
     p.add_argument("--model", dest="model_dir", metavar="DIR", help="model directory (default: the committed one)")
     p.add_argument("--set", action="append",
-                   help="only these sets (ljspeech_held_out, ljspeech_held_out_8khz, fsdd_jackson, pocketsphinx)")
+                   help="only these sets (ljspeech_held_out, ljspeech_held_out_8khz, fsdd_jackson, "
+                   "fsdd_jackson_digit_prompt, pocketsphinx)")
     p.set_defaults(func=cmd_evaluate)
 
     p = with_config(sub.add_parser("transcribe", help="WAV files (any rate) through the ASR streaming path, no Kafka; "
@@ -422,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="DIR", help="model directory (default: the committed one)")
     p.add_argument("--chunk-ms", type=float, default=160, help="chunk size fed to the stream")
     p.add_argument("--words", action="store_true", help="also print segments with word timings")
+    p.add_argument("--phrases", help=PHRASES_HELP)
     p.set_defaults(func=cmd_transcribe)
 
     p = with_config(sub.add_parser("mic", help="stream the microphone (or --wav FILE) to the asr worker; "
@@ -432,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-ms", type=float, default=100, help="audio per chunk")
     p.add_argument("--device", help="sounddevice input device (name or index)")
     p.add_argument("--stream-id", help="stream id (record key); default mic-<random>")
+    p.add_argument("--phrases", help=PHRASES_HELP)
     p.set_defaults(func=cmd_mic)
 
     p = with_config(sub.add_parser("replay", help="load generator: N concurrent real-time streams; latency report"))

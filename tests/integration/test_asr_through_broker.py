@@ -1,7 +1,7 @@
 """Speech end to end through the real broker: a WAV file streamed as PCM16 chunks (``workers mic --wav``)
 yields partials, then a final equal to ``workers transcribe`` on the same file; two streams interleave;
 bad chunks land in the DLQ with their reason and original bytes; a word too soft for greedy decoding is
-found, and quiet noise yields no word."""
+found, a digit prompt's phrase list turns a misheard digit into the digit, and quiet noise yields no word."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ FILES = [SHARED / "pocketsphinx" / "librivox" / "sense_and_sensibility_01_austen
          SHARED / "fsdd" / "recordings" / "7_jackson_3.wav"]  # 16 kHz and 8 kHz (resampled by the worker)
 
 
-def transcribe(paths: list[Path]) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "workers", "transcribe", *map(str, paths)], cwd=REPO,
+def transcribe(paths: list[Path], phrases: list[str] | None = None) -> dict[str, str]:
+    option = ["--phrases", ",".join(phrases)] if phrases else []
+    out = subprocess.run([sys.executable, "-m", "workers", "transcribe", *option, *map(str, paths)], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     return {Path(line["file"]).name: line["text"] for line in map(json.loads, out.splitlines())}
 
@@ -86,17 +87,25 @@ def test_a_stream_that_stops_without_end_gets_an_idle_final(kafka, topics, start
 
 
 SOFT_SIX = SHARED / "fsdd" / "recordings" / "6_jackson_11.wav"
+SEVEN_HEARD_AS_THEN = SHARED / "fsdd" / "recordings" / "7_jackson_2.wav"
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 """A "six" the blank outweighs in every frame: greedy decoding hears nothing, the search over its soft
 frames finds the word."""
 
 
 @pytest.mark.skipif(not SOFT_SIX.exists(), reason="../shared/data/asr not present")
-def test_a_soft_word_is_found_and_quiet_noise_makes_no_word(kafka, topics, start_worker) -> None:
+def test_a_soft_word_and_a_prompted_digit_are_found_and_quiet_noise_makes_no_word(kafka, topics, start_worker) -> None:
     start_worker("asr", kafka, topics)
     rate, chunks = wav_chunks(SOFT_SIX, 0.1, realtime=False)
     finals = run_mic(kafka, chunks, rate, stream_id="soft-six", out=open("/dev/null", "w"),
                      topics=(topics["input"], topics["output"]), final_timeout_s=60)
     assert " ".join(f["text"] for f in finals) == "six" == transcribe([SOFT_SIX])[SOFT_SIX.name]
+    # open dictation hears "then"; a client that asked for a digit sends the digits as its phrase list
+    assert transcribe([SEVEN_HEARD_AS_THEN])[SEVEN_HEARD_AS_THEN.name] == "then"
+    rate, chunks = wav_chunks(SEVEN_HEARD_AS_THEN, 0.1, realtime=False)
+    finals = run_mic(kafka, chunks, rate, stream_id="digit-prompt", out=open("/dev/null", "w"),
+                     topics=(topics["input"], topics["output"]), final_timeout_s=60, phrases=DIGITS)
+    assert [f["text"] for f in finals] == ["seven"] == [transcribe([SEVEN_HEARD_AS_THEN], DIGITS)[SEVEN_HEARD_AS_THEN.name]]
     hiss = np.random.default_rng(0).normal(0, 10 ** (-50 / 20), 16000 * 3).astype(np.float32)  # -50 dBFS
     seen: list[dict] = []
     run_mic(kafka, iter(np.split(hiss, 30)), 16000, stream_id="hiss", out=open("/dev/null", "w"),

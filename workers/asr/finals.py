@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.asr.lm import LanguageModels, Searched, SearchSettings
+from workers.asr.lm import LanguageModels, Phrases, Searched, SearchSettings
 from workers.asr.text import ALPHABET
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,10 @@ class SearchDone:
     beam: int
 
 
-def _search_in_child(lattices: list[np.ndarray], settings: SearchSettings) -> SearchDone:
+def _search_in_child(lattices: list[np.ndarray], phrases: list[Phrases | None], settings: SearchSettings) -> SearchDone:
     assert _child_lm is not None, "the pool's initializer loads the language models"
     started = time.perf_counter()
-    found = [_child_lm.search(lp, settings) for lp in lattices]
+    found = [_child_lm.search(lp, settings, ph) for lp, ph in zip(lattices, phrases, strict=True)]
     return SearchDone(found, time.perf_counter() - started, settings.beam)
 
 
@@ -87,16 +87,18 @@ class FinalsPool:
         for future in [self.search([lattice]) for _ in range(self.processes)]:
             future.result()
 
-    def search(self, lattices: list[np.ndarray]) -> Future[SearchDone]:
-        """The beam search of each [frames, vocab] log-probability array. One caller (the batch loop)."""
+    def search(self, lattices: list[np.ndarray], phrases: list[Phrases | None] | None = None) -> Future[SearchDone]:
+        """The beam search of each [frames, vocab] log-probability array, with its stream's phrase list (if
+        any). One caller (the batch loop)."""
+        phrases = phrases or [None] * len(lattices)
         with self._lock:
             settings = self.busy_settings if self._waiting >= self.backlog else self.settings
         try:
-            future = self._pool.submit(_search_in_child, lattices, settings)
+            future = self._pool.submit(_search_in_child, lattices, phrases, settings)
         except BrokenProcessPool:  # a child died (killed, out of memory): start afresh, once
             log.warning("the finals' beam search pool broke; starting it again")
             self._pool = self._start()
-            future = self._pool.submit(_search_in_child, lattices, settings)
+            future = self._pool.submit(_search_in_child, lattices, phrases, settings)
         with self._lock:
             self._waiting += 1
         future.add_done_callback(self._done)  # runs at once if the search is done already

@@ -121,6 +121,8 @@ class AsrHandler(StatefulHandler[Chunk]):
             self.ended.pop(chunk.stream_id, None)
             state = StreamState(self.recognizer.new_stream(chunk.sample_rate), chunk.seq, resumed=chunk.seq > 0)
             self.streams.put(chunk.stream_id, item.record.partition, state)
+        if chunk.phrases is not None:
+            state.stream.phrases = chunk.phrases
         if chunk.sample_rate != state.stream.rate:
             return InvalidMessage("rate_changed", f"sample_rate {chunk.sample_rate} Hz; the stream started at "
                                   f"{state.stream.rate} Hz")
@@ -159,9 +161,9 @@ class AsrHandler(StatefulHandler[Chunk]):
             if end and not item.value.end and produced:
                 produced[-1].reason = "max_duration"  # the stream hit max_stream_s, not its own end
             context = ChunkContext(item.value.stream_id, item.value.seq, state.stream.audio_s, state.resumed, gap)
-            lattices = [s.lattice for s in produced if s.lattice is not None]
-            if lattices and self.finals is not None:
-                outcomes[i] = Deferred(self.finals.search(lattices),
+            owed = [s for s in produced if s.lattice is not None]
+            if owed and self.finals is not None:
+                outcomes[i] = Deferred(self.finals.search([s.lattice for s in owed], [s.phrases for s in owed]),
                                        partial(self._finish, item, context, produced, end, inference_s))
             else:
                 outcomes[i] = self._results(item, context, produced, end, inference_s)

@@ -87,17 +87,20 @@ class TranscriptReader:
 
 
 class ChunkSender:
-    """Produces one stream's chunks (protocol asr/1); remembers when each ``seq`` was sent."""
+    """Produces one stream's chunks (protocol asr/1); remembers when each ``seq`` was sent. ``phrases`` goes
+    with every chunk, so a worker that lost the stream's state (restart, rebalance) still has it."""
 
-    def __init__(self, producer: Any, stream_id: str, rate: int, topic: str = AUDIO_TOPIC) -> None:
+    def __init__(self, producer: Any, stream_id: str, rate: int, topic: str = AUDIO_TOPIC,
+                 phrases: list[str] | None = None) -> None:
         self.producer, self.stream_id, self.rate, self.topic = producer, stream_id, rate, topic
+        self.phrases = phrases
         self.seq = 0
         self.sent_at: dict[int, float] = {}
 
     def send(self, chunk: np.ndarray, end: bool = False) -> None:
         self.sent_at[self.seq] = time.time()
         record = OutgoingRecord(self.topic, float_to_pcm16(chunk), self.stream_id.encode(),
-                                chunk_headers(self.seq, self.rate, end))
+                                chunk_headers(self.seq, self.rate, end, self.phrases))
         self.producer.produce(record, _raise_on_error)
         self.producer.poll()
         self.seq += 1
@@ -110,9 +113,10 @@ def _raise_on_error(error: Exception | None, _acked_at: float) -> None:
 
 def run_mic(kafka: KafkaSettings, source: Iterator[np.ndarray], rate: int, stream_id: str | None = None,
             out: TextIO = sys.stdout, final_timeout_s: float = 15.0, topics: tuple[str, str] = (AUDIO_TOPIC, TRANSCRIPT_TOPIC),
-            on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+            on_result: Callable[[dict[str, Any]], None] | None = None,
+            phrases: list[str] | None = None) -> list[dict[str, Any]]:
     """Stream ``source`` as one stream; show the partial in place and each final on its own line.
-    Returns the finals (after end of stream)."""
+    Returns the finals (after end of stream). ``phrases``: what the speaker may say (protocol header)."""
     stream_id = stream_id or f"mic-{uuid.uuid4().hex[:8]}"
     finals: list[dict[str, Any]] = []
     done = threading.Event()
@@ -133,7 +137,7 @@ def run_mic(kafka: KafkaSettings, source: Iterator[np.ndarray], rate: int, strea
     reader = TranscriptReader(kafka, show, lambda key: key == stream_id, topics[1])
     producer = make_producer(kafka, client_id="workers-mic")
     try:
-        sender = ChunkSender(producer, stream_id, rate, topics[0])
+        sender = ChunkSender(producer, stream_id, rate, topics[0], phrases)
         for chunk in source:
             sender.send(chunk)
         sender.send(np.zeros(0, np.float32), end=True)

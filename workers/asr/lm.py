@@ -7,6 +7,8 @@ approximately ("the exibition" -> "the exhibition", "fie" -> "five").
 - :class:`CharLM`, a character n-gram (Witten-Bell), scores every character: ``lm.txt.gz``.
 - :class:`WordLM`, a word bigram (Witten-Bell) with its vocabulary, scores every finished word, and a word
   that leaves the vocabulary pays a fixed penalty once: ``words.txt.gz``. It is optional.
+- :class:`Phrases`, a stream's phrase list (Vosk's ``phrase_list``, sherpa-onnx's hotwords, Riva's word
+  boosting): its finals use only the phrases' words, scored by a word bigram over the phrases.
 
 Both files sit in the ASR model directory, one line per context, ``context<TAB>unit:count<TAB>...``.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.asr.text import ALPHABET, BLANK
+from workers.asr.text import ALPHABET, BLANK, normalize
 from workers.settings import AsrSettings
 
 _CHARS = ALPHABET
@@ -157,6 +159,60 @@ def _load_counts(path: Path, kind: str) -> tuple[str, dict[str, dict[str, int]]]
 
 
 @dataclass(frozen=True, slots=True)
+class Phrases:
+    """What a stream may say, as its client lists it (``["yes", "no", "talk to an agent"]``): its finals are
+    searched with only these phrases' words, a word bigram over the phrases ranking them. With
+    :data:`Phrases.UNKNOWN` in the list another word may be heard, and is reported as ``[unk]`` (as
+    Vosk does); without it every final is made of the phrases' words, or is empty.
+
+    Why: a client that knows the answer is a digit, a yes/no or a menu item gets far better accuracy
+    than open dictation (the unseen FSDD speaker's digits: README), and no "the" where "three" was said."""
+
+    UNKNOWN = "[unk]"
+    MAX_PHRASES = 1000
+    MAX_CHARS = 100
+
+    phrases: tuple[str, ...]
+    open: bool = False
+
+    @classmethod
+    def parse(cls, items: Iterable[str]) -> Phrases:
+        """Phrases normalised as transcripts are (lower case, a-z, ' and spaces); ValueError says what is wrong."""
+        items = list(items)
+        if not items:
+            raise ValueError("an empty phrase list")
+        if len(items) > cls.MAX_PHRASES:
+            raise ValueError(f"{len(items)} phrases > {cls.MAX_PHRASES}")
+        phrases, open_ = [], False
+        for item in items:
+            if not isinstance(item, str):
+                raise ValueError(f"a phrase must be a string, got {type(item).__name__}")
+            if item.strip().lower() == cls.UNKNOWN:
+                open_ = True
+                continue
+            text = normalize(item)
+            if not text or len(text) > cls.MAX_CHARS:
+                raise ValueError(f"phrase {item[:40]!r} has no word, or more than {cls.MAX_CHARS} characters")
+            phrases.append(text)
+        if not phrases:
+            raise ValueError(f"no phrase besides {cls.UNKNOWN}")
+        return cls(tuple(dict.fromkeys(phrases)), open_)
+
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        return frozenset(w for p in self.phrases for w in p.split())
+
+    def words(self) -> WordLM:
+        return _phrase_words(self.phrases)
+
+
+@functools.lru_cache(maxsize=256)
+def _phrase_words(phrases: tuple[str, ...]) -> WordLM:
+    """Streams share a few phrase lists (a digit prompt, a menu): each list's bigram is built once."""
+    return WordLM.train(phrases)
+
+
+@dataclass(frozen=True, slots=True)
 class SearchSettings:
     """The finals' beam search (see :func:`beam_search` for what each weight scales)."""
 
@@ -202,11 +258,14 @@ class LanguageModels:
             return None
         return cls(CharLM.load(chars), WordLM.load(words) if words.exists() else None)
 
-    def search(self, log_probs: np.ndarray, settings: SearchSettings) -> Searched:
+    def search(self, log_probs: np.ndarray, settings: SearchSettings, phrases: Phrases | None = None) -> Searched:
+        """The final's text; with ``phrases``, only their words (see :class:`Phrases`)."""
+        words, unknown = self.words if settings.word_weight else None, settings.unknown_word
+        if phrases is not None:
+            words, unknown = phrases.words(), settings.unknown_word if phrases.open else -math.inf
         return Searched(*beam_search(
             log_probs.astype(np.float32), self.chars, settings.beam, settings.lm_weight, settings.lm_bonus,
-            settings.prune, self.words if settings.word_weight else None, settings.word_weight,
-            settings.unknown_word, settings.margin))
+            settings.prune, words, settings.word_weight, unknown, settings.margin))
 
 
 def _logsumexp(a: float, b: float) -> float:
@@ -229,16 +288,21 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                 margin: float = math.inf) -> tuple[str, list[int]]:
     """CTC prefix beam search over ``log_probs`` [T, vocab]. A prefix scores its CTC probability plus
     ``alpha * log P_char + beta`` per character and, with ``words``, ``gamma * log P_word`` per finished word
-    and ``unknown`` once for a word outside the vocabulary. Per frame, characters below ``prune`` are not
+    and ``unknown`` once for a word outside the vocabulary (``-inf``: the vocabulary is closed, no other word
+    is tried). Per frame, characters below ``prune`` are not
     tried, nor extensions scoring ``margin`` below the best prefix of the frame before. Returns the text
     and, per character, the frame it was first emitted at."""
     neg = -math.inf
     known = words.prefixes if words is not None else frozenset()
+    closed_vocabulary = words is not None and unknown == neg
 
     def word_score(prefix: str) -> float:
         """Score of the word ``prefix`` ends with (``prefix`` has no trailing space)."""
         assert words is not None
-        return gamma * words.logp(*_last_word(prefix))
+        before, word = _last_word(prefix)
+        if closed_vocabulary and word not in words.vocabulary:
+            return neg  # the beginning of a known word, not a word
+        return gamma * words.logp(before, word)
 
     # prefix -> [log p ending in blank, log p ending in a character, LM score, frames]
     beams: dict[str, list] = {"": [0.0, neg, 0.0, []]}
@@ -290,6 +354,8 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                             partial = extended[extended.rfind(" ") + 1:]
                             if partial not in known and (len(partial) == 1 or partial[:-1] in known):
                                 score += unknown  # the word just left the vocabulary
+                    if score == neg:
+                        continue
                     e = entry(extended, score, frames + [t])
                 e[1] = _logsumexp(e[1], source + p)
         ranked = sorted(nxt.items(), key=lambda kv: -(_logsumexp(kv[1][0], kv[1][1]) + kv[1][2]))[:beam]
@@ -308,4 +374,6 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
         return score
 
     best = max(beams.items(), key=closed)
+    if closed(best) == neg:
+        return "", []  # every prefix ends inside a word of a closed vocabulary
     return best[0].rstrip(), best[1][3][: len(best[0].rstrip())]

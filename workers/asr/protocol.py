@@ -7,18 +7,26 @@ samples (no container, no base64), headers (ASCII):
 - ``seq`` (required): 0, 1, 2, ... per stream; ``seq`` 0 starts (or restarts) a stream.
 - ``end`` (optional): ``1`` marks the last chunk (its payload may be empty).
 - ``protocol`` (optional): ``1``.
+- ``phrases`` (optional): a JSON array of strings (UTF-8), what the stream may say: its finals use only
+  these phrases' words (``"[unk]"`` in the list admits other words, reported as ``[unk]``). It holds from
+  the chunk that carries it until another replaces it; send it on every chunk to keep it across a worker
+  restart (a stream resumed on fresh state knows only what its chunks carry).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
+from workers.asr.lm import Phrases
 from workers.engine.handler import InvalidMessage
 from workers.transport.records import Headers, Record
 
 PROTOCOL = "1"
 MIN_RATE, MAX_RATE = 8_000, 96_000
 MAX_STREAM_ID = 256
+MAX_PHRASES_BYTES = 32_768
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +36,7 @@ class Chunk:
     sample_rate: int
     pcm: bytes
     end: bool
+    phrases: Phrases | None = None
 
     @property
     def samples(self) -> int:
@@ -38,12 +47,31 @@ class Chunk:
         return self.samples / self.sample_rate
 
 
-def chunk_headers(seq: int, sample_rate: int, end: bool = False) -> Headers:
+def chunk_headers(seq: int, sample_rate: int, end: bool = False, phrases: list[str] | None = None) -> Headers:
     """Headers of one chunk, for producers (``workers mic``, ``workers replay asr``, tests)."""
     headers = [("protocol", PROTOCOL.encode()), ("sample_rate", str(sample_rate).encode()), ("seq", str(seq).encode())]
     if end:
         headers.append(("end", b"1"))
+    if phrases is not None:
+        headers.append(("phrases", json.dumps(phrases).encode()))
     return headers
+
+
+@functools.lru_cache(maxsize=256)
+def _phrases(raw: bytes) -> Phrases:
+    """A ``phrases`` header -> :class:`Phrases` (remembered: clients send the same list on every chunk)."""
+    if len(raw) > MAX_PHRASES_BYTES:
+        raise InvalidMessage("bad_phrases", f"header 'phrases' of {len(raw)} bytes > {MAX_PHRASES_BYTES}")
+    try:
+        items = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidMessage("bad_phrases", f"header 'phrases' is not JSON (UTF-8): {raw[:40]!r}") from None
+    if not isinstance(items, list):
+        raise InvalidMessage("bad_phrases", "header 'phrases' must be a JSON array of strings")
+    try:
+        return Phrases.parse(items)
+    except ValueError as exc:
+        raise InvalidMessage("bad_phrases", f"header 'phrases': {exc}") from None
 
 
 def _integer(record: Record, name: str) -> int:
@@ -85,7 +113,8 @@ def parse_chunk(record: Record, max_chunk_s: float) -> Chunk:
         raise InvalidMessage("bad_audio", f"{len(pcm)} bytes: PCM16 needs an even number of bytes")
     if not pcm and not end:
         raise InvalidMessage("empty_chunk", "a chunk without samples must be the end of its stream (end: 1)")
-    chunk = Chunk(stream_id, seq, rate, pcm, end)
+    raw_phrases = record.header("phrases")
+    chunk = Chunk(stream_id, seq, rate, pcm, end, _phrases(raw_phrases) if raw_phrases is not None else None)
     if chunk.duration_s > max_chunk_s:
         raise InvalidMessage("chunk_too_long", f"{chunk.duration_s:.2f} s of audio in one chunk > {max_chunk_s} s")
     return chunk

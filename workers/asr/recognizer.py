@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler
-from workers.asr.lm import GREEDY, LanguageModels, Searched, SearchSettings
+from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSettings
 from workers.asr.text import ALPHABET, BLANK
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import AsrSettings, OnnxSettings
@@ -60,6 +60,8 @@ class Segment:
     lattice: np.ndarray | None = None
     """A final's log-probabilities while its beam search is still owed (``accept(defer_search=True)``)."""
     lattice_start_s: float = 0.0
+    phrases: Phrases | None = None
+    """The stream's phrase list when the segment closed: its beam search uses only their words."""
     tentative: bool = False
     """A final of a segment that greedy decoding found no letter in (voiced by letter mass alone): when its
     beam search finds no word either, it is not reported (:meth:`Recognizer.reportable`)."""
@@ -130,6 +132,8 @@ class Stream:
     segment: int = 0
     segment_start_s: float = 0.0
     samples_in: int = 0  # at the stream's own rate
+    phrases: Phrases | None = None
+    """What the stream may say (its client's phrase list), for its finals' beam search; None: anything."""
 
     @property
     def audio_s(self) -> float:
@@ -200,9 +204,9 @@ class Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
                    settings.speech_probability)
 
-    def new_stream(self, rate: int) -> Stream:
+    def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
-                      self.model.initial_memory())
+                      self.model.initial_memory(), phrases=phrases)
 
     def accept(self, streams: list[Stream], chunks: list[np.ndarray], ends: list[bool],
                defer_search: bool = False) -> list[list[Segment]]:
@@ -308,17 +312,23 @@ class Recognizer:
         words = stream.decoder.words(self.model.frame_s) if stream.decoder.heard else []
         return Segment(stream.segment, " ".join(w.word for w in words), words, final, stream.segment_start_s, end_s)
 
-    def search(self, lattice: np.ndarray) -> Searched:
+    def search(self, lattice: np.ndarray, phrases: Phrases | None = None) -> Searched:
         """The beam search with the language models over one segment's log-probabilities."""
         assert self.lm is not None
-        return self.lm.search(lattice, self.search_settings)
+        return self.lm.search(lattice, self.search_settings, phrases)
 
     def apply_search(self, segment: Segment, found: Searched) -> None:
-        """Replace a final's greedy text and words by what its beam search found."""
+        """Replace a final's greedy text and words by what its beam search found; with an open phrase list
+        a word outside it becomes ``[unk]``."""
         frame_s = self.model.frame_s
         decoder = Decoder(tokens=[ALPHABET.index(c) + 1 for c in found.text],
                           times=[segment.lattice_start_s + f * frame_s for f in found.frames])
         segment.words = decoder.words(frame_s)
+        if segment.phrases is not None:
+            vocabulary = segment.phrases.vocabulary
+            for word in segment.words:
+                if word.word not in vocabulary:
+                    word.word = Phrases.UNKNOWN
         segment.text = " ".join(w.word for w in segment.words)
         segment.lattice = None
 
@@ -330,8 +340,9 @@ class Recognizer:
         if self.lm is not None and decoder.log_probs and decoder.heard:
             segment.lattice = np.concatenate(decoder.log_probs)
             segment.lattice_start_s = decoder.first_time or 0.0
+            segment.phrases = stream.phrases
             if not defer_search:
-                self.apply_search(segment, self.search(segment.lattice))
+                self.apply_search(segment, self.search(segment.lattice, segment.phrases))
         stream.segment += 1
         stream.segment_start_s = end_s
         stream.decoder = Decoder()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from workers.asr.audio import read_audio
+from workers.asr.lm import Phrases
 from workers.asr.recognizer import Recognizer, Segment
 
 CHUNK_S = 0.16
@@ -26,15 +27,16 @@ class _File:
 
 
 def transcribe(paths: Iterable[str | Path], recognizer: Recognizer, chunk_s: float = CHUNK_S,
-               batch: int = 32) -> Iterator[dict[str, Any]]:
-    """One result per file, in order: ``file``, ``text`` (the finals joined), ``segments``, ``audio_s``."""
+               batch: int = 32, phrases: Phrases | None = None) -> Iterator[dict[str, Any]]:
+    """One result per file, in order: ``file``, ``text`` (the finals joined), ``segments``, ``audio_s``.
+    ``phrases``: every file's phrase list (finals only; see :class:`workers.asr.lm.Phrases`)."""
     pending = list(paths)
     for start in range(0, len(pending), batch):
         files = []
         for path in pending[start:start + batch]:
             audio, rate = read_audio(path)
             files.append(_File(str(path), audio, rate))
-        streams = [recognizer.new_stream(f.rate) for f in files]
+        streams = [recognizer.new_stream(f.rate, phrases) for f in files]
         active = list(range(len(files)))
         while active:
             chunks, ends = [], []

@@ -25,8 +25,9 @@ def handler() -> Iterator[AsrHandler]:
     handler.close()
 
 
-def chunk(stream: str, seq: int, rate: int = 16000, end: bool = False, pcm: bytes = CHUNK) -> Pending:
-    record = Record("asr.audio", 0, seq, stream.encode(), pcm, chunk_headers(seq, rate, end))
+def chunk(stream: str, seq: int, rate: int = 16000, end: bool = False, pcm: bytes = CHUNK,
+          phrases: list[str] | None = None) -> Pending:
+    record = Record("asr.audio", 0, seq, stream.encode(), pcm, chunk_headers(seq, rate, end, phrases))
     return Pending(record, stream, parse_chunk(record, 2.0))
 
 
@@ -132,3 +133,24 @@ def test_a_final_searched_in_the_pool_equals_one_searched_in_the_batch_loop() ->
     assert [r["text"] for r in off_loop] == [r["text"] for r in in_loop] and off_loop[-1]["text"]
     assert [r["words"] for r in off_loop] == [r["words"] for r in in_loop]
     assert off_loop[-1]["latency"]["search_ms"] > 0 and "search_ms" not in in_loop[-1]["latency"]
+
+
+def test_a_phrase_list_sent_once_holds_for_the_stream_and_reaches_the_search_pool() -> None:
+    from workers.asr.audio import load_audio
+
+    pcm = float_to_pcm16(load_audio(SAMPLE))
+    step = 5120
+    handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": 1}))
+    try:
+        produced = []
+        for seq, start in enumerate(range(0, len(pcm), step)):
+            phrases = ["the", "[unk]"] if seq == 0 else None  # only the first chunk carries it
+            end = start + step >= len(pcm)
+            (outcome,) = handler.process([chunk("s", seq, end=end, pcm=pcm[start:start + step], phrases=phrases)])
+            produced += results(outcome)
+    finally:
+        handler.close()
+    words = [w["word"] for r in produced if r["type"] == "final" for w in r["words"]]
+    assert set(words) == {"the", "[unk]"}
+    partial_words = {w["word"] for r in produced if r["type"] == "partial" for w in r["words"]}
+    assert len(partial_words) > 3  # partials stay open dictation

@@ -1,10 +1,9 @@
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 
-from workers.asr.lm import CharLM, LanguageModels, SearchSettings, WordLM, beam_search
+from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM, beam_search
 from workers.asr.text import ALPHABET
 from workers.settings import AsrSettings
 
@@ -70,3 +69,33 @@ def test_the_word_lm_turns_a_near_miss_into_the_word_it_was() -> None:
     assert models.search(log_probs, dataclasses.replace(settings, word_weight=0.0)).text == "fie"
     found = models.search(log_probs, settings)
     assert found.text == "five" and found.frames == [0, 2, 4, 5]
+
+
+def test_a_phrase_list_is_normalised_like_transcripts_and_says_what_is_wrong() -> None:
+    phrases = Phrases.parse(["Yes", "no", "Talk to an agent!", "yes", " [unk] "])
+    assert phrases.phrases == ("yes", "no", "talk to an agent") and phrases.open
+    assert phrases.vocabulary == {"yes", "no", "talk", "to", "an", "agent"}
+    assert not Phrases.parse(["one"]).open
+    for bad, why in [([], "empty"), (["[unk]"], "besides"), ([3], "string"), (["?!"], "no word"),
+                     (["x" * 101], "more than"), (["a"] * 1001, "> 1000")]:
+        with pytest.raises(ValueError, match=why):
+            Phrases.parse(bad)
+
+
+THREE_HEARD_AS_THE = [{"t": 0.9}, {"_": 0.99}, {"h": 0.9}, {"r": 0.2, "_": 0.8}, {"e": 0.9}, {"_": 0.99},
+                      {"e": 0.3, "_": 0.7}, {"_": 0.99}]
+"""A weak "r" and a soft second "e": open dictation hears "the", the likelier word."""
+
+
+def test_a_phrase_list_makes_the_search_choose_among_its_words_or_nothing() -> None:
+    models = LanguageModels(CharLM.train(DIGIT_CORPUS, order=3, min_count=1), WordLM.train(DIGIT_CORPUS))
+    settings = SearchSettings.of(AsrSettings())
+    log_probs = lattice(THREE_HEARD_AS_THE)
+    assert models.search(log_probs, settings).text == "the"
+    digits = Phrases.parse(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    found = models.search(log_probs, settings, digits)
+    assert found.text == "three" and found.frames == [0, 2, 3, 4, 6]
+    # nothing in the list sounds like it: an empty final, not the nearest word forced in
+    assert models.search(log_probs, settings, Phrases.parse(["five", "nine"])).text == ""
+    # an open list admits another word; the recogniser reports it as [unk] (test_recognizer)
+    assert models.search(log_probs, settings, Phrases.parse(["five", "nine", "[unk]"])).text == "the"

@@ -15,6 +15,16 @@ def test_a_good_chunk_and_an_empty_end_of_stream() -> None:
     chunk = parse_chunk(record(), 2.0)
     assert (chunk.stream_id, chunk.seq, chunk.sample_rate, chunk.end, chunk.samples) == ("s1", 3, 16000, False, 1600)
     assert parse_chunk(record(b"", headers=chunk_headers(4, 16000, end=True)), 2.0).end
+    assert chunk.phrases is None
+
+
+def test_a_phrase_list_travels_in_a_header() -> None:
+    chunk = parse_chunk(record(headers=chunk_headers(0, 8000, phrases=["Yes", "no", "[unk]"])), 2.0)
+    assert chunk.phrases is not None and chunk.phrases.phrases == ("yes", "no") and chunk.phrases.open
+
+
+def phrases_header(raw: bytes) -> list:
+    return [*chunk_headers(0, 16000), ("phrases", raw)]
 
 
 @pytest.mark.parametrize(
@@ -33,6 +43,12 @@ def test_a_good_chunk_and_an_empty_end_of_stream() -> None:
         (record(value=b"\x01\x00\x02"), "bad_audio"),
         (record(value=b""), "empty_chunk"),
         (record(value=b"\x00\x00" * 40000), "chunk_too_long"),
+        (record(headers=phrases_header(b"yes,no")), "bad_phrases"),
+        (record(headers=phrases_header(b'{"yes": 1}')), "bad_phrases"),
+        (record(headers=phrases_header(b'["yes", 2]')), "bad_phrases"),
+        (record(headers=phrases_header(b"[]")), "bad_phrases"),
+        (record(headers=phrases_header(b'["\xff"]')), "bad_phrases"),
+        (record(headers=phrases_header(b'["a",' + b'"b",' * 20000 + b'"c"]')), "bad_phrases"),
     ],
 )
 def test_bad_chunks_are_refused_with_a_reason(rec: Record, code: str) -> None:

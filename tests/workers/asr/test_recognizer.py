@@ -3,7 +3,7 @@ import pytest
 
 from models import ARTIFACTS
 from workers.asr.audio import read_wav
-from workers.asr.lm import CharLM, LanguageModels, SearchSettings, WordLM
+from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM
 from workers.asr.recognizer import SPACE, AcousticModel, Recognizer, Segment
 from workers.asr.text import ALPHABET, VOCAB_SIZE
 from workers.settings import AsrSettings, OnnxSettings
@@ -180,3 +180,22 @@ def test_silence_before_speech_is_not_kept_for_the_search() -> None:
     assert len(finals[0].lattice) < 100 and 9.5 < finals[0].lattice_start_s < 10.0
     recognizer.apply_search(finals[0], recognizer.search(finals[0].lattice))
     assert finals[0].text == "two" and finals[0].words[0].start_s == pytest.approx(10.0, abs=0.03)
+
+
+def test_a_streams_phrase_list_shapes_its_finals_and_marks_other_words_unknown() -> None:
+    """ "six two" said clearly: a closed list of "six" keeps only it; an open one reports "two" as [unk],
+    with its time; the partials stay greedy."""
+    spoken = [{}] * 3 + [{"s": 0.9}, {"i": 0.9}, {"x": 0.9}, {" ": 0.9}, {"t": 0.9}, {"w": 0.9}, {"o": 0.9}]
+    search = SearchSettings.of(AsrSettings())
+    found = {}
+    for items in (["six"], ["six", "[unk]"]):
+        recognizer = Recognizer(LatticeModel(lattice(spoken)), search=search)
+        stream, seen = recognizer.new_stream(16000, Phrases.parse(items)), []
+        for n in range(4):
+            seen += recognizer.accept([stream], [np.zeros(1600, np.float32)], [n == 3])[0]
+        assert [s.text for s in seen if not s.final][-1] == "six two"
+        (final,) = [s for s in seen if s.final]
+        found[len(items)] = final
+    assert found[1].text == "six"
+    assert found[2].text == "six [unk]" and [w.word for w in found[2].words] == ["six", "[unk]"]
+    assert found[2].words[1].start_s == pytest.approx(0.14)
