@@ -176,6 +176,11 @@ class AsrSettings(_Section):
         0.2, gt=0, le=1, description="Letter probability (1 - blank - space) at which a frame counts as speech "
         "although greedy decoding emits nothing there: such a segment ends in a final that the beam search "
         "decodes, and that is dropped if it finds no word. 1 only counts frames greedy decoding emits a letter in.")
+    min_word_confidence: float = Field(
+        0.0, ge=0, le=1, description="A final's word whose confidence (each word carries it: the mean of its "
+        "characters' probability in the model's output) is below this is dropped from the final. 0 keeps every "
+        "word. 0.05 halves the words made up in loud noise (85 -> 40 in 25 min of noise-only audio) and cost "
+        "nothing on the development clips, but 5 of the unseen FSDD speaker's 391 right digits are that soft.")
     max_stream_s: float = Field(
         3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
         "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")

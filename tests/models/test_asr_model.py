@@ -103,6 +103,26 @@ def test_quiet_audio_without_speech_yields_no_words(tmp_path: Path, rate: int) -
 
 
 @needs_model
+def test_a_confidence_floor_drops_most_words_loud_noise_makes_up(tmp_path: Path) -> None:
+    """Loud pink noise over a phone line (-25 dBFS, 8 kHz): the search pulls words out of weak evidence, and
+    their confidence says so."""
+    from workers.asr.audio import write_wav
+    from workers.asr.recognizer import AcousticModel, Recognizer
+    from workers.asr.transcribe import transcribe
+    from workers.settings import AsrSettings, OnnxSettings
+
+    write_wav(tmp_path / "pink.wav", noise("pink", -25, 8_000, seconds=30.0), 8_000)
+    model = AcousticModel(COMMITTED, OnnxSettings())
+    heard = {}
+    for floor in (0.0, 0.05):
+        recognizer = Recognizer.from_settings(model, AsrSettings(min_word_confidence=floor))
+        (result,) = transcribe([tmp_path / "pink.wav"], recognizer)
+        heard[floor] = [w for segment in result["segments"] for w in segment["words"]]
+    assert len(heard[0.0]) >= 6 and len(heard[0.05]) <= len(heard[0.0]) / 2
+    assert all(w["confidence"] >= 0.05 for w in heard[0.05])
+
+
+@needs_model
 def test_saved_keras_weights_rebuild_the_served_model() -> None:
     """The TensorFlow baselines of `workers bench asr` run the model the worker serves."""
     assert_keras_weights_match_onnx(COMMITTED)

@@ -34,6 +34,9 @@ STARTUP_FRAMES = 2
 the audio, so they do not count as speech on their own (they stay in the segment if speech follows)."""
 LEAD_FRAMES = 10
 """Frames of the silence before a segment kept for its beam search (the onset of a soft first word)."""
+PEAK_FRAMES = 3
+"""A character's confidence is its highest probability over the frame the search emitted it at and the next
+two: CTC output peaks within a few frames of where a character is first emitted."""
 
 
 @dataclass(slots=True)
@@ -41,9 +44,31 @@ class Word:
     word: str
     start_s: float
     end_s: float
+    confidence: float | None = None
+    """Finals' words: the mean, over the word's characters, of the model's probability for that character
+    (:func:`confidences`); None in partials."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"word": self.word, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
+        word = {"word": self.word, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
+        if self.confidence is not None:
+            word["confidence"] = round(self.confidence, 3)
+        return word
+
+
+def confidences(lattice: np.ndarray, text: str, frames: list[int]) -> list[float]:
+    """Per word of a searched ``text`` (characters emitted at ``frames`` of ``lattice``): the mean of its
+    characters' peak probabilities (:data:`PEAK_FRAMES`). Words the model heard clearly score near 1; words
+    the language models or a phrase list pulled out of weak evidence (noise heard as "one") score near 0."""
+    scores, current = [], []
+    for char, frame in zip([*text, " "], [*frames, 0], strict=True):
+        if char == " ":
+            if current:
+                scores.append(float(np.mean(current)))
+            current = []
+        else:
+            peak = lattice[frame:frame + PEAK_FRAMES, ALPHABET.index(char) + 1].max()
+            current.append(float(np.exp(peak)))
+    return scores
 
 
 @dataclass(slots=True)
@@ -191,9 +216,10 @@ class Recognizer:
     """Streams in, segments out. Not thread-safe: one caller (the engine's batch loop, or a CLI)."""
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
-                 search: SearchSettings = GREEDY, speech_probability: float = 1.0) -> None:
+                 search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0) -> None:
         self.model = model
         self.speech_probability = speech_probability
+        self.min_confidence = min_confidence
         self.endpoint_frames = max(1, round(endpoint_s / model.frame_s))
         self.max_segment_s = max_segment_s
         self.lm = model.lm if search.beam > 0 else None
@@ -202,7 +228,7 @@ class Recognizer:
     @classmethod
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
-                   settings.speech_probability)
+                   settings.speech_probability, settings.min_word_confidence)
 
     def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -318,12 +344,18 @@ class Recognizer:
         return self.lm.search(lattice, self.search_settings, phrases)
 
     def apply_search(self, segment: Segment, found: Searched) -> None:
-        """Replace a final's greedy text and words by what its beam search found; with an open phrase list
-        a word outside it becomes ``[unk]``."""
+        """Replace a final's greedy text and words by what its beam search found, each word with its
+        confidence; words below ``min_confidence`` are dropped. With an open phrase list a word outside it
+        becomes ``[unk]``."""
         frame_s = self.model.frame_s
         decoder = Decoder(tokens=[ALPHABET.index(c) + 1 for c in found.text],
                           times=[segment.lattice_start_s + f * frame_s for f in found.frames])
         segment.words = decoder.words(frame_s)
+        if segment.lattice is not None:
+            for word, confidence in zip(segment.words, confidences(segment.lattice, found.text, found.frames),
+                                        strict=True):
+                word.confidence = confidence
+            segment.words = [w for w in segment.words if w.confidence >= self.min_confidence]
         if segment.phrases is not None:
             vocabulary = segment.phrases.vocabulary
             for word in segment.words:

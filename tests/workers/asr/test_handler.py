@@ -132,6 +132,7 @@ def test_a_final_searched_in_the_pool_equals_one_searched_in_the_batch_loop() ->
     off_loop, in_loop = finals[1], finals[0]
     assert [r["text"] for r in off_loop] == [r["text"] for r in in_loop] and off_loop[-1]["text"]
     assert [r["words"] for r in off_loop] == [r["words"] for r in in_loop]
+    assert all(0 <= w["confidence"] <= 1 for r in off_loop for w in r["words"])
     assert off_loop[-1]["latency"]["search_ms"] > 0 and "search_ms" not in in_loop[-1]["latency"]
 
 

@@ -4,7 +4,7 @@ import pytest
 from models import ARTIFACTS
 from workers.asr.audio import read_wav
 from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM
-from workers.asr.recognizer import SPACE, AcousticModel, Recognizer, Segment
+from workers.asr.recognizer import SPACE, AcousticModel, Recognizer, Segment, confidences
 from workers.asr.text import ALPHABET, VOCAB_SIZE
 from workers.settings import AsrSettings, OnnxSettings
 
@@ -199,3 +199,20 @@ def test_a_streams_phrase_list_shapes_its_finals_and_marks_other_words_unknown()
     assert found[1].text == "six"
     assert found[2].text == "six [unk]" and [w.word for w in found[2].words] == ["six", "[unk]"]
     assert found[2].words[1].start_s == pytest.approx(0.14)
+
+
+def test_a_final_word_carries_its_confidence_and_words_below_the_floor_are_dropped() -> None:
+    """ "six" heard clearly, then a "two" the blank wins every frame of (as loud noise is heard as "one")."""
+    spoken = [{}] * 3 + [{"s": 0.9}, {"i": 0.95}, {"x": 0.85}, {" ": 0.9}, {"t": 0.3}, {"w": 0.25}, {"o": 0.35}]
+    rows = lattice(spoken)
+    assert confidences(rows, "six two", [3, 4, 5, 6, 7, 8, 9]) == pytest.approx([0.9, 0.3], abs=1e-3)
+    search = SearchSettings.of(AsrSettings())
+    finals = {}
+    for floor in (0.0, 0.4):
+        recognizer = Recognizer(LatticeModel(rows), search=search, speech_probability=0.01, min_confidence=floor)
+        (finals[floor],) = [s for s in run_chunks(recognizer, 4) if s.final]
+    assert [(w.word, round(w.confidence, 2)) for w in finals[0.0].words] == [("six", 0.9), ("two", 0.3)]
+    assert finals[0.4].text == "six" and finals[0.4].words[0].as_dict()["confidence"] == 0.9
+    recognizer = Recognizer(LatticeModel(rows), search=search)
+    (partial,) = recognizer.accept([recognizer.new_stream(16000)], [np.zeros(1600, np.float32)], [False])[0]
+    assert not partial.final and partial.words and "confidence" not in partial.words[0].as_dict()
