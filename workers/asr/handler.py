@@ -121,14 +121,14 @@ class AsrHandler(StatefulHandler[Chunk]):
             self.ended.pop(chunk.stream_id, None)
             state = StreamState(self.recognizer.new_stream(chunk.sample_rate), chunk.seq, resumed=chunk.seq > 0)
             self.streams.put(chunk.stream_id, item.record.partition, state)
-        if chunk.phrases is not None:
-            state.stream.phrases = chunk.phrases
         if chunk.sample_rate != state.stream.rate:
             return InvalidMessage("rate_changed", f"sample_rate {chunk.sample_rate} Hz; the stream started at "
                                   f"{state.stream.rate} Hz")
         if chunk.seq < state.next_seq:
             self._chunks["duplicate"].inc()
             return None
+        if chunk.phrases is not None:
+            state.stream.phrases = chunk.phrases
         audio = pcm16_to_float(chunk.pcm)
         gap = chunk.seq - state.next_seq
         if gap:
