@@ -86,12 +86,11 @@ def export_keras(
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    from export.native_gru import RewriteError, has_gru_loop, native_gru
+    from export.native_gru import RewriteError, native_gru
 
     onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=input_signature, opset=opset)
     try:
-        rewritten = has_gru_loop(onnx_model)
-        onnx_model = native_gru(onnx_model)  # checked below against TensorFlow like the rest of the graph
+        rewritten = native_gru(onnx_model)  # checked below against TensorFlow like the rest of the graph
     except RewriteError as exc:
         log.warning("%s: the recurrent loop stays a Loop (%s)", out_path.name, exc)
         rewritten = False

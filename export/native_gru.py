@@ -23,14 +23,6 @@ class RewriteError(ValueError):
     """The graph's loop is not a Keras GRU this rewrite understands, or the rewrite changed its outputs."""
 
 
-def _consumers(graph: Any) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            found.setdefault(name, []).append(node)
-    return found
-
-
 def _gru_loop(graph: Any) -> tuple[Any, str, int, dict[str, np.ndarray]] | None:
     """(the loop, its time-major input sequence, the position of the carried state among its inputs, the
     kernel/recurrent/bias arrays), or None when the graph has no loop."""
@@ -75,20 +67,16 @@ def _gru_loop(graph: Any) -> tuple[Any, str, int, dict[str, np.ndarray]] | None:
     return loop, gathers[0].input[0], state_at, weights
 
 
-def has_gru_loop(model: Any) -> bool:
-    """Whether :func:`native_gru` has a loop to replace (raises if the loop is not a GRU it understands)."""
-    return _gru_loop(model.graph) is not None
-
-
-def native_gru(model: Any) -> Any:
-    """``model`` with its GRU loop replaced by a ``GRU`` node (unchanged when it has no loop)."""
+def native_gru(model: Any) -> bool:
+    """Replace ``model``'s GRU loop by a ``GRU`` node, in place. False when it has no loop; RewriteError
+    (``model`` untouched) when the loop is not a GRU this rewrite understands."""
     import onnx
     from onnx import helper, numpy_helper
 
     graph = model.graph
     found = _gru_loop(graph)
     if found is None:
-        return model
+        return False
     loop, sequence, state_at, w = found
     hidden = w["recurrent"].shape[0]
     carried = len(loop.input) - 2
@@ -117,7 +105,7 @@ def native_gru(model: Any) -> Any:
                              for name, a in tensors.items())
     _prune(graph)
     onnx.checker.check_model(model, full_check=True)
-    return model
+    return True
 
 
 def _prune(graph: Any) -> None:
@@ -143,11 +131,10 @@ def native_gru_file(path: str | Path, feeds: list[dict[str, np.ndarray]], atol: 
     import onnxruntime as ort
 
     path = Path(path)
-    model = onnx.load(str(path))
-    if not has_gru_loop(model):
+    rewritten = onnx.load(str(path))
+    if not native_gru(rewritten):
         return None
-    before = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    rewritten = native_gru(model)
+    before = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # the file is still the old graph
     after = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
     if any(n.op_type == "Loop" for n in rewritten.graph.node):
         raise RewriteError("a loop is left after the rewrite")
