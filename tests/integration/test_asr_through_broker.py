@@ -47,6 +47,9 @@ def test_a_streamed_wav_yields_partials_then_the_final_transcribe_gives(kafka, t
         assert [r["seq"] for r in partials] == sorted(r["seq"] for r in partials)
         assert " ".join(f["text"] for f in finals) == expected[path.name]
         assert all(r["latency"]["event_to_result_ms"] >= 0 for r in seen)
+        # a searched final's words carry their confidence; a partial's words do not
+        assert all(0 <= w["confidence"] <= 1 for f in finals for w in f["words"])
+        assert not any("confidence" in w for r in partials for w in r["words"])
 
 
 def test_bad_chunks_are_dead_lettered_and_streams_go_on(kafka, topics, start_worker) -> None:
