@@ -34,7 +34,7 @@ from workers.asr.finals import FinalsPool, SearchDone
 from workers.asr.protocol import Chunk, parse_chunk
 from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
 from workers.engine.codec import encode_json
-from workers.engine.handler import Deferred, InvalidMessage, Outcome, Pending, Result, StatefulHandler
+from workers.engine.handler import Deferred, InvalidMessage, Outcome, Owed, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
 
@@ -184,7 +184,13 @@ class AsrHandler(StatefulHandler[Chunk]):
 
     def _finish(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
                 inference_s: float, search: Future[SearchDone]) -> list[Result]:
-        """A chunk's results once its finals' beam search is done; its greedy text if the search failed."""
+        """A chunk's results once its finals' beam search is done."""
+        done = self._apply_search(context, produced, search)
+        return self._results(item, context, produced, end, inference_s,
+                             {"search_ms": round(done.seconds * 1000, 3), "search_beam": done.beam})
+
+    def _apply_search(self, context: ChunkContext, produced: list[Segment], search: Future[SearchDone]) -> SearchDone:
+        """Give the finals among ``produced`` what their beam search found; their greedy text if it failed."""
         pending = [s for s in produced if s.lattice is not None]
         try:
             done = search.result()
@@ -195,26 +201,42 @@ class AsrHandler(StatefulHandler[Chunk]):
         for segment, searched in zip(pending, done.found, strict=False):
             self.recognizer.apply_search(segment, searched)
         metrics.ASR_SEARCHES.labels(worker=self.name, beam=str(done.beam)).inc()
-        return self._results(item, context, produced, end, inference_s,
-                             {"search_ms": round(done.seconds * 1000, 3), "search_beam": done.beam})
+        return done
 
-    def on_expired(self, expired: list[tuple[str, StreamState]]) -> list[Result]:
+    def on_expired(self, expired: list[tuple[str, StreamState]]) -> list[Owed]:
         """Streams silent for ``state_ttl_s`` without ``end``: each open segment is closed as a final (reason
-        ``idle_timeout``, all in one batch), so a client that vanished mid-sentence still gets its words.
-        A chunk arriving later resumes the stream on fresh state."""
+        ``idle_timeout``; all in one model call, the beam searches in the search processes like any final),
+        so a client that vanished mid-sentence still gets its words. A chunk arriving later resumes the
+        stream on fresh state, and its results follow that final."""
         speaking = [(stream_id, state) for stream_id, state in expired if state.stream.decoder.heard]
         if not speaking:
             return []
         silence = np.zeros(0, np.float32)
         produced = self.recognizer.accept([s.stream for _, s in speaking], [silence] * len(speaking),
-                                          [True] * len(speaking))  # searched here: rare, and no input waits
-        results = []
+                                          [True] * len(speaking), defer_search=self.finals is not None)
+        owed = []
         for (stream_id, state), segments in zip(speaking, produced, strict=True):
             context = ChunkContext(stream_id, state.next_seq - 1, state.stream.audio_s, state.resumed)
-            for segment in segments:
-                if segment.final and segment.text:
-                    segment.reason = "idle_timeout"
-                    results.append(self._emit(context, segment, False, None))
+            lattices = [s for s in segments if s.lattice is not None]
+            if lattices and self.finals is not None:
+                search = self.finals.search([s.lattice for s in lattices], [s.phrases for s in lattices])
+                outcome: list[Result] | Deferred = Deferred(search, partial(self._finish_idle, context, segments))
+            else:
+                outcome = self._idle_results(context, segments)
+            owed.append(Owed(stream_id, outcome))
+        return owed
+
+    def _finish_idle(self, context: ChunkContext, produced: list[Segment], search: Future[SearchDone]) -> list[Result]:
+        self._apply_search(context, produced, search)
+        return self._idle_results(context, produced)
+
+    def _idle_results(self, context: ChunkContext, produced: list[Segment]) -> list[Result]:
+        """The finals with words of a stream closed for being idle (no latency: no chunk asked for them)."""
+        results = []
+        for segment in produced:
+            if segment.final and segment.text:
+                segment.reason = "idle_timeout"
+                results.append(self._emit(context, segment, False, None))
         return results
 
     def close(self) -> None:

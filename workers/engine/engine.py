@@ -7,7 +7,8 @@ limited to the uncommitted window, and each result carries ``source.*`` headers 
 
 The loop is single-threaded: batches run in arrival order and results are produced in that order,
 so per-key (per-partition) ordering holds. A handler may defer part of its work (:class:`Deferred`);
-later outcomes of that key then wait behind it, so each key's order still holds. Backpressure pauses
+later outcomes of that key then wait behind it, so each key's order still holds; results owed by
+housekeeping (:class:`Owed`, without an input) take their place in their key's order too. Backpressure pauses
 every assigned partition while more than ``max_in_flight`` messages are unfinished, and resumes them at
 half that.
 """
@@ -84,8 +85,9 @@ class StreamEngine:
         self._last_commit = time.monotonic()
         self._last_housekeeping = 0.0
         self._lag_partitions: set[int] = set()
-        self._held: dict[str, deque[tuple[Record, Outcome]]] = {}
-        """Per key, outcomes waiting for a :class:`Deferred` ahead of them (the head is always one)."""
+        self._held: dict[str, deque[tuple[Record | None, Outcome]]] = {}
+        """Per key, outcomes waiting for a :class:`Deferred` ahead of them (the head is always one); an
+        outcome without a record is owed by housekeeping."""
         labels = {"worker": handler.name, "topic": self.input_topic}
         self._m_in = m.MESSAGES_IN.labels(**labels)
         self._m_in_flight = m.IN_FLIGHT.labels(**labels)
@@ -205,13 +207,17 @@ class StreamEngine:
             log.exception("%s: batch of %d failed; retrying its items one by one", self.handler.name, len(batch))
             outcomes = [self._process_alone(item) for item in batch]
         for item, outcome in zip(batch, outcomes, strict=True):
-            held = self._held.get(item.key)
-            if held is not None:
-                held.append((item.record, outcome))
-            elif isinstance(outcome, Deferred):
-                self._held[item.key] = deque([(item.record, outcome)])
-            else:
-                self._send_outcome(item.record, outcome)
+            self._hand_over(item.key, item.record, outcome)
+
+    def _hand_over(self, key: str, record: Record | None, outcome: Outcome) -> None:
+        """Send an outcome now, or hold it: behind its key's deferred outcome, or as its key's first one."""
+        held = self._held.get(key)
+        if held is not None:
+            held.append((record, outcome))
+        elif isinstance(outcome, Deferred):
+            self._held[key] = deque([(record, outcome)])
+        else:
+            self._send_outcome(record, outcome)
 
     def _release_held(self, wait_for_all: bool) -> None:
         """Send each key's held outcomes up to its first deferred one that is not done (or all of them)."""
@@ -228,7 +234,9 @@ class StreamEngine:
             if not held:
                 del self._held[key]
 
-    def _send_outcome(self, record: Record, outcome: Outcome) -> None:
+    def _send_outcome(self, record: Record | None, outcome: Outcome) -> None:
+        """Produce an input's results or its dead-letter record; ``record`` None: results owed by
+        housekeeping, which hold no offset (and have no input to dead-letter if they fail)."""
         if isinstance(outcome, Deferred):
             try:
                 outcome = outcome.finish(outcome.future)
@@ -237,7 +245,14 @@ class StreamEngine:
             except Exception as exc:
                 log.exception("%s: finishing a deferred result failed", self.handler.name)
                 outcome = InvalidMessage("inference_error", f"{type(exc).__name__}: {exc}")
-        if isinstance(outcome, InvalidMessage):
+        if record is None:
+            if isinstance(outcome, InvalidMessage):
+                log.warning("%s: results owed by housekeeping are lost: %s", self.handler.name, outcome)
+            else:
+                for result in outcome:
+                    out = OutgoingRecord(self.output_topic, result.value, result.key, list(result.headers))
+                    self.producer.produce(out, self._acknowledged_unsourced)
+        elif isinstance(outcome, InvalidMessage):
             self._send_to_dlq(record, outcome)
         else:
             self._send_results(record, outcome)
@@ -331,9 +346,8 @@ class StreamEngine:
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
-        for result in self.handler.housekeeping():
-            out = OutgoingRecord(self.output_topic, result.value, result.key, list(result.headers))
-            self.producer.produce(out, self._acknowledged_unsourced)
+        for owed in self.handler.housekeeping():
+            self._hand_over(owed.key, None, owed.outcome)
         if self.reloader is not None:
             self.reloader.check()
         lags = self.consumer.lag()

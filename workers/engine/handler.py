@@ -75,6 +75,16 @@ Outcome = list[Result] | InvalidMessage | Deferred
 that are still being computed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """Results no input asked for (:meth:`Handler.housekeeping`: the final of a stream that went quiet), for
+    one key. They keep that key's order: they wait behind its outcomes still held, and, when ``outcome`` is
+    :class:`Deferred`, the key's later outcomes wait behind them. No offset waits on them."""
+
+    key: str
+    outcome: list[Result] | Deferred
+
+
 class Handler(abc.ABC, Generic[V]):
     """One workload. Subclasses set the class attributes and implement the three methods."""
 
@@ -104,7 +114,7 @@ class Handler(abc.ABC, Generic[V]):
     def adopt(self, previous: Handler[V]) -> None:
         """Called on the handler of a newly loaded model version before it takes over from ``previous``."""
 
-    def housekeeping(self) -> list[Result]:
+    def housekeeping(self) -> list[Owed]:
         """Called about once a second: expire idle state, update gauges. Returns results owed without an
         input of their own (produced best effort: no input offset waits on them)."""
         return []
@@ -143,11 +153,11 @@ class StatefulHandler(Handler[V]):
         self.state.drop_partitions(partitions)
         self.report_state()
 
-    def housekeeping(self) -> list[Result]:
-        results = self.on_expired(self.state.expire())
+    def housekeeping(self) -> list[Owed]:
+        owed = self.on_expired(self.state.expire())
         self.report_state()
-        return results
+        return owed
 
-    def on_expired(self, expired: list[tuple[str, Any]]) -> list[Result]:
+    def on_expired(self, expired: list[tuple[str, Any]]) -> list[Owed]:
         """Results owed for keys dropped after ``ttl`` of silence; none by default."""
         return []

@@ -93,21 +93,33 @@ def test_a_stream_reaching_its_duration_bound_is_finalised() -> None:
     assert isinstance(refused, InvalidMessage) and refused.code == "stream_ended"
 
 
-def test_a_stream_that_goes_quiet_without_end_gets_an_idle_final(handler: AsrHandler) -> None:
+def test_a_stream_that_goes_quiet_without_end_gets_an_idle_final() -> None:
+    """Its final is searched like any other (in the search process, off the batch loop, by default), and
+    equals the one searched in the batch loop."""
     from workers.asr.audio import load_audio
 
     speech = load_audio(SAMPLE)[:16000 * 2]
-    for seq, start in enumerate(range(0, len(speech), 2560)):
-        handler.process([chunk("quiet", seq, pcm=float_to_pcm16(speech[start:start + 2560]))])
-    handler.process([chunk("silent", 0, pcm=bytes(2))])  # one sample, no frame decoded: nothing to finalise
-    assert handler.housekeeping() == []  # not idle yet
-    handler.streams.ttl_s = 0.0
-    (final,) = [json.loads(r.value) for r in handler.housekeeping()]
-    assert final["stream_id"] == "quiet" and final["type"] == "final" and final["reason"] == "idle_timeout"
-    assert final["text"] and final["seq"] == seq and final["end_of_stream"] is False and "latency" not in final
-    assert len(handler.streams) == 0
-    (resumed,) = results(handler.process([chunk("quiet", seq + 1)])[0])  # a late chunk starts afresh
-    assert resumed.get("resumed") is True
+    finals = {}
+    for processes in (1, 0):
+        handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": processes}))
+        try:
+            for seq, start in enumerate(range(0, len(speech), 2560)):
+                handler.process([chunk("quiet", seq, pcm=float_to_pcm16(speech[start:start + 2560]))])
+            handler.process([chunk("silent", 0, pcm=bytes(2))])  # one sample, no frame decoded: nothing to finalise
+            assert handler.housekeeping() == []  # not idle yet
+            handler.streams.ttl_s = 0.0
+            (owed,) = handler.housekeeping()
+            assert owed.key == "quiet" and isinstance(owed.outcome, Deferred) == bool(processes)
+            (final,) = results(owed.outcome)
+            assert final["stream_id"] == "quiet" and final["type"] == "final" and final["reason"] == "idle_timeout"
+            assert final["text"] and final["seq"] == seq and final["end_of_stream"] is False
+            assert "latency" not in final and len(handler.streams) == 0
+            (resumed,) = results(handler.process([chunk("quiet", seq + 1)])[0])  # a late chunk starts afresh
+            assert resumed.get("resumed") is True
+            finals[processes] = final
+        finally:
+            handler.close()
+    assert finals[1] == finals[0]
 
 
 def test_a_final_searched_in_the_pool_equals_one_searched_in_the_batch_loop() -> None:

@@ -13,7 +13,7 @@ import pytest
 from models import ARTIFACTS
 from tests.fakes import FakeConsumer, FakeProducer
 from workers.engine.engine import FatalDeliveryError, StreamEngine
-from workers.engine.handler import Deferred, InvalidMessage, Outcome, Pending
+from workers.engine.handler import Deferred, InvalidMessage, Outcome, Owed, Pending, Result
 from workers.settings import EngineSettings, OnnxSettings
 from workers.tensor.handler import TensorHandler
 from workers.transport.records import Record, TopicPartition
@@ -155,9 +155,7 @@ def test_an_empty_source_does_not_spin_the_loop(handler: TensorHandler) -> None:
 
 
 def test_results_owed_by_housekeeping_are_produced_without_holding_offsets(handler: TensorHandler) -> None:
-    from workers.engine.handler import Result
-
-    owed = [Result(b'{"id": "idle"}', b"k")]
+    owed = [Owed("k", [Result(b'{"id": "idle"}', b"k")])]
     engine, consumer, producer = make(handler, [request(0, 0, "r0")])
     run_until_idle(engine, consumer)
     original = handler.housekeeping
@@ -238,3 +236,26 @@ def test_draining_waits_for_deferred_results() -> None:
     consumer.revoke({TopicPartition(TOPIC, 0)})  # hand-over drains: nothing may be left behind
     assert ids(producer) == ["slow0", "r1"]
     assert consumer.committed() == {TopicPartition(TOPIC, 0): 2}
+
+
+def test_a_deferred_result_owed_by_housekeeping_holds_its_key_until_it_is_done(handler: TensorHandler) -> None:
+    """An idle stream's final still being searched: a chunk of that stream arriving meanwhile is answered
+    after it; other keys are not held, and no offset waits on the owed result itself."""
+    searched: Future[None] = Future()
+    owed = [Owed("key-0", Deferred(searched, lambda _: [Result(b'{"id": "idle"}', b"key-0")]))]
+    engine, consumer, producer = make(handler, [request(0, 0, "r0"), request(1, 0, "q0")], max_batch_wait_ms=0)
+    consumer.subscribe([TOPIC], engine)
+    original = handler.housekeeping
+    handler.housekeeping = lambda: owed  # type: ignore[method-assign]
+    try:
+        engine._housekeeping(time.monotonic())
+    finally:
+        handler.housekeeping = original  # type: ignore[method-assign]
+    for _ in range(3):
+        engine.step()
+    engine._commit()
+    assert ids(producer) == ["q0"] and consumer.committed() == {TopicPartition(TOPIC, 1): 1}
+    searched.set_result(None)
+    run_until_idle(engine, consumer)
+    assert ids(producer) == ["q0", "idle", "r0"]
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 1, TopicPartition(TOPIC, 1): 1}
