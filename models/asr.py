@@ -434,11 +434,10 @@ def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) 
     from workers.asr.transcribe import transcribe
     from workers.settings import AsrSettings, OnnxSettings
 
+    chosen_sets = asr_data.evaluation_sets(sets)
     recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), AsrSettings())
     report: dict[str, Any] = {}
-    for name, chosen in asr_data.evaluation_sets().items():
-        if sets and name not in sets:
-            continue
+    for name, chosen in chosen_sets.items():
         clips = chosen.clips
         errors = words = exact = 0
         audio_s = 0.0

@@ -308,17 +308,26 @@ class EvaluationSet:
     phrases: list[str] | None = None
 
 
-def evaluation_sets() -> dict[str, EvaluationSet]:
-    """Held-out real speech. ``ljspeech_held_out_8khz`` is the LJ set again at a phone line's 8 kHz;
-    ``fsdd_jackson_digit_prompt`` the unseen speaker's digits again, each stream sending the ten digit
-    words as its phrase list, as a client that asked for a digit does."""
-    _, lj_held_out = lj_clips()
-    _, fsdd_held_out = fsdd_clips()
-    return {"ljspeech_held_out": EvaluationSet(lj_held_out),
-            "ljspeech_held_out_8khz": EvaluationSet(telephone_copies(lj_held_out)),
-            f"fsdd_{FSDD_HELD_OUT_SPEAKER}": EvaluationSet(fsdd_held_out),
-            f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt": EvaluationSet(fsdd_held_out, DIGITS),
-            "pocketsphinx": EvaluationSet(pocketsphinx_clips())}
+EVALUATION_SETS = ("ljspeech_held_out", "ljspeech_held_out_8khz", f"fsdd_{FSDD_HELD_OUT_SPEAKER}",
+                   f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt", "pocketsphinx")
+
+
+def evaluation_sets(names: list[str] | None = None) -> dict[str, EvaluationSet]:
+    """Held-out real speech: the sets ``names`` (default all of :data:`EVALUATION_SETS`), only these built
+    (the 8 kHz copies are written on first use). ``ljspeech_held_out_8khz`` is the LJ set again at a phone
+    line's 8 kHz; ``fsdd_jackson_digit_prompt`` the unseen speaker's digits again, each stream sending the
+    ten digit words as its phrase list, as a client that asked for a digit does."""
+    unknown = sorted(set(names or []) - set(EVALUATION_SETS))
+    if unknown:
+        raise ValueError(f"no evaluation set {', '.join(unknown)}; there are {', '.join(EVALUATION_SETS)}")
+    builders = {
+        "ljspeech_held_out": lambda: EvaluationSet(lj_clips()[1]),
+        "ljspeech_held_out_8khz": lambda: EvaluationSet(telephone_copies(lj_clips()[1])),
+        f"fsdd_{FSDD_HELD_OUT_SPEAKER}": lambda: EvaluationSet(fsdd_clips()[1]),
+        f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt": lambda: EvaluationSet(fsdd_clips()[1], DIGITS),
+        "pocketsphinx": lambda: EvaluationSet(pocketsphinx_clips()),
+    }
+    return {name: builders[name]() for name in EVALUATION_SETS if not names or name in names}
 
 
 LM_DIGIT_STRINGS = 30_000

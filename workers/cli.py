@@ -169,7 +169,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     logging.basicConfig(level="WARNING")
     from models import ARTIFACTS, asr
 
-    report = asr.evaluate(Path(args.model_dir) if args.model_dir else ARTIFACTS / "asr", args.set or None)
+    try:
+        report = asr.evaluate(Path(args.model_dir) if args.model_dir else ARTIFACTS / "asr", args.set or None)
+    except ValueError as exc:
+        print(f"workers evaluate: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=2))
     return 0
 

@@ -73,3 +73,14 @@ def test_the_lm_text_has_digit_strings_and_no_held_out_reference() -> None:
     assert max(len(s.split()) for s in strings) == 10
     held_out = {c.text for c in asr_data.lj_clips()[1]} | {c.text for c in asr_data.pocketsphinx_clips()}
     assert not held_out & set(corpus)
+
+
+@needs_data
+def test_only_the_evaluation_sets_asked_for_are_built(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(asr_data, "EVAL_CACHE", tmp_path)
+    sets = asr_data.evaluation_sets(["fsdd_jackson_digit_prompt"])
+    assert list(sets) == ["fsdd_jackson_digit_prompt"] and sets["fsdd_jackson_digit_prompt"].phrases == asr_data.DIGITS
+    assert len(sets["fsdd_jackson_digit_prompt"].clips) == 500
+    assert not list(tmp_path.iterdir())  # no 8 kHz copies written for a set not asked for
+    with pytest.raises(ValueError, match="no evaluation set fsdd_nobody"):
+        asr_data.evaluation_sets(["fsdd_nobody"])
