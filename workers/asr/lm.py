@@ -358,6 +358,8 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                         continue
                     e = entry(extended, score, frames + [t])
                 e[1] = _logsumexp(e[1], source + p)
+        if not nxt:  # no blank above ``prune``, and no prefix may take the letter heard (a closed vocabulary)
+            continue  # every prefix would pay the same for this frame: skip it
         ranked = sorted(nxt.items(), key=lambda kv: -(_logsumexp(kv[1][0], kv[1][1]) + kv[1][2]))[:beam]
         beams = dict(ranked)
         best_score = _logsumexp(ranked[0][1][0], ranked[0][1][1]) + ranked[0][1][2]

@@ -99,3 +99,15 @@ def test_a_phrase_list_makes_the_search_choose_among_its_words_or_nothing() -> N
     assert models.search(log_probs, settings, Phrases.parse(["five", "nine"])).text == ""
     # an open list admits another word; the recogniser reports it as [unk] (test_recognizer)
     assert models.search(log_probs, settings, Phrases.parse(["five", "nine", "[unk]"])).text == "the"
+
+
+def test_a_clear_letter_no_phrase_can_take_does_not_end_the_search() -> None:
+    """A frame whose only likely token is a letter outside every phrase (the blank below ``prune``): the
+    search skips it instead of losing all its prefixes."""
+    models = LanguageModels(CharLM.train(DIGIT_CORPUS, order=3, min_count=1), WordLM.train(DIGIT_CORPUS))
+    settings = SearchSettings.of(AsrSettings())
+    spec = [{"_": 0.99}, {"q": 0.9999}, *THREE_HEARD_AS_THE]
+    assert lattice(spec)[1, 0] < settings.prune
+    digits = Phrases.parse(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    found = models.search(lattice(spec), settings, digits)
+    assert found.text == "three" and found.frames == [2, 4, 5, 6, 8]
