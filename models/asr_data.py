@@ -300,6 +300,35 @@ def telephone_copies(clips: list[Clip], rate: int = 8_000) -> list[Clip]:
     return copies
 
 
+PAUSE_S = 1.0
+"""The pause before each clip of the ``_after_pause`` sets: longer than the recogniser's ``endpoint_s``, as a
+caller who waits before saying the digit."""
+PAUSE_DBFS = -60.0
+"""The pause's white-noise floor (a quiet room through a microphone)."""
+
+
+def after_pause(clips: list[Clip], seconds: float = PAUSE_S, level_dbfs: float = PAUSE_DBFS) -> list[Clip]:
+    """The clips with ``seconds`` of a noise floor before the speech, written once to ``.cache/asr/eval``.
+    FSDD clips are cut tight: the digit starts in the stream's first frames. A live stream has a pause before
+    it, and a word's start heard after silence is what the recogniser must find there."""
+    from workers.asr.audio import write_wav
+
+    folder = EVAL_CACHE / f"pause{seconds:g}s"
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for clip in clips:
+        path = folder / Path(clip.path).name
+        if not path.exists():
+            audio, rate = read_wav(clip.path)
+            seed = int(hashlib.sha256(path.name.encode()).hexdigest()[:8], 16)
+            floor = np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 10 ** (level_dbfs / 20)
+            tmp = path.with_suffix(".tmp")
+            write_wav(tmp, np.concatenate([floor.astype(np.float32), audio]), rate)
+            tmp.replace(path)
+        copies.append(Clip(str(path), clip.text, f"{clip.group}-pause"))
+    return copies
+
+
 @dataclass(frozen=True)
 class EvaluationSet:
     """Held-out clips, and the phrase list their streams send (None: open dictation)."""
@@ -309,14 +338,16 @@ class EvaluationSet:
 
 
 EVALUATION_SETS = ("ljspeech_held_out", "ljspeech_held_out_8khz", f"fsdd_{FSDD_HELD_OUT_SPEAKER}",
-                   f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt", "pocketsphinx")
+                   f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt", f"fsdd_{FSDD_HELD_OUT_SPEAKER}_after_pause",
+                   f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt_after_pause", "pocketsphinx")
 
 
 def evaluation_sets(names: list[str] | None = None) -> dict[str, EvaluationSet]:
     """Held-out real speech: the sets ``names`` (default all of :data:`EVALUATION_SETS`), only these built
     (the 8 kHz copies are written on first use). ``ljspeech_held_out_8khz`` is the LJ set again at a phone
     line's 8 kHz; ``fsdd_jackson_digit_prompt`` the unseen speaker's digits again, each stream sending the
-    ten digit words as its phrase list, as a client that asked for a digit does."""
+    ten digit words as its phrase list, as a client that asked for a digit does; the ``_after_pause`` sets
+    the same clips after a pause (:func:`after_pause`)."""
     unknown = sorted(set(names or []) - set(EVALUATION_SETS))
     if unknown:
         raise ValueError(f"no evaluation set {', '.join(unknown)}; there are {', '.join(EVALUATION_SETS)}")
@@ -325,6 +356,9 @@ def evaluation_sets(names: list[str] | None = None) -> dict[str, EvaluationSet]:
         "ljspeech_held_out_8khz": lambda: EvaluationSet(telephone_copies(lj_clips()[1])),
         f"fsdd_{FSDD_HELD_OUT_SPEAKER}": lambda: EvaluationSet(fsdd_clips()[1]),
         f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt": lambda: EvaluationSet(fsdd_clips()[1], DIGITS),
+        f"fsdd_{FSDD_HELD_OUT_SPEAKER}_after_pause": lambda: EvaluationSet(after_pause(fsdd_clips()[1])),
+        f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt_after_pause":
+            lambda: EvaluationSet(after_pause(fsdd_clips()[1]), DIGITS),
         "pocketsphinx": lambda: EvaluationSet(pocketsphinx_clips()),
     }
     return {name: builders[name]() for name in EVALUATION_SETS if not names or name in names}

@@ -439,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", dest="model_dir", metavar="DIR", help="model directory (default: the committed one)")
     p.add_argument("--set", action="append",
                    help="only these sets (ljspeech_held_out, ljspeech_held_out_8khz, fsdd_jackson, "
-                   "fsdd_jackson_digit_prompt, pocketsphinx)")
+                   "fsdd_jackson_digit_prompt, fsdd_jackson_after_pause, fsdd_jackson_digit_prompt_after_pause, "
+                   "pocketsphinx)")
     p.set_defaults(func=cmd_evaluate)
 
     p = with_config(sub.add_parser("transcribe", help="WAV files (any rate) through the ASR streaming path, no Kafka; "

@@ -84,3 +84,17 @@ def test_only_the_evaluation_sets_asked_for_are_built(tmp_path: Path, monkeypatc
     assert not list(tmp_path.iterdir())  # no 8 kHz copies written for a set not asked for
     with pytest.raises(ValueError, match="no evaluation set fsdd_nobody"):
         asr_data.evaluation_sets(["fsdd_nobody"])
+
+
+@needs_data
+def test_after_pause_copies_start_with_a_second_of_quiet_noise(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(asr_data, "EVAL_CACHE", tmp_path)
+    clip = asr_data.fsdd_clips()[1][0]
+    (copy,) = asr_data.after_pause([clip])
+    audio, rate = read_wav(copy.path)
+    original, original_rate = read_wav(clip.path)
+    pause = int(asr_data.PAUSE_S * rate)
+    assert rate == original_rate and copy.text == clip.text and len(audio) == pause + len(original)
+    level = 20 * np.log10(np.sqrt(np.mean(audio[:pause] ** 2)))
+    assert abs(level - asr_data.PAUSE_DBFS) < 1.5  # PCM16 rounding at -60 dBFS
+    assert np.allclose(audio[pause:], original, atol=1 / 32768)

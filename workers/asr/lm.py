@@ -15,13 +15,14 @@ Both files sit in the ASR model directory, one line per context, ``context<TAB>u
 
 from __future__ import annotations
 
+
 import functools
 import gzip
 import io
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -223,11 +224,13 @@ class SearchSettings:
     word_weight: float = 0.0
     unknown_word: float = 0.0
     margin: float = math.inf
+    phrase_prune: float = -10.0
+    """``prune`` of a closed phrase list's search, which has no ``margin`` either."""
 
     @classmethod
     def of(cls, asr: AsrSettings) -> SearchSettings:
         return cls(asr.beam, asr.lm_weight, asr.lm_bonus, asr.beam_prune, asr.word_weight,
-                   asr.unknown_word_penalty, asr.search_margin)
+                   asr.unknown_word_penalty, asr.search_margin, asr.phrase_prune)
 
 
 GREEDY = SearchSettings(beam=0, lm_weight=0.0, lm_bonus=0.0, prune=0.0)
@@ -263,6 +266,8 @@ class LanguageModels:
         words, unknown = self.words if settings.word_weight else None, settings.unknown_word
         if phrases is not None:
             words, unknown = phrases.words(), settings.unknown_word if phrases.open else -math.inf
+            if not phrases.open:  # few words to try: no margin, and a weak onset letter is still tried
+                settings = replace(settings, prune=min(settings.prune, settings.phrase_prune), margin=math.inf)
         return Searched(*beam_search(
             log_probs.astype(np.float32), self.chars, settings.beam, settings.lm_weight, settings.lm_bonus,
             settings.prune, words, settings.word_weight, unknown, settings.margin))

@@ -111,3 +111,17 @@ def test_a_clear_letter_no_phrase_can_take_does_not_end_the_search() -> None:
     digits = Phrases.parse(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
     found = models.search(lattice(spec), settings, digits)
     assert found.text == "three" and found.frames == [2, 4, 5, 6, 8]
+
+
+def test_a_closed_list_still_tries_a_word_whose_first_letter_is_barely_heard() -> None:
+    """"five" over a phone line after a pause: the "f" is under ``beam_prune`` and far below the silence's
+    blank. A closed list's search tries it (``phrase_prune``, no margin); open dictation cannot."""
+    models = LanguageModels(CharLM.train(DIGIT_CORPUS, order=3, min_count=1), WordLM.train(DIGIT_CORPUS))
+    settings = SearchSettings.of(AsrSettings())
+    weak_f = math.exp(-9.0)
+    spec = [{"_": 0.999}] * 10 + [{"f": weak_f}, {"f": weak_f}, {"i": 0.9}, {"i": 0.5}, {"v": 0.9}, {"e": 0.9},
+                                  {"e": 0.5}] + [{"_": 0.999}] * 5
+    assert settings.phrase_prune < lattice(spec)[10, ALPHABET.index("f") + 1] < settings.prune  # -10 < -9 < -8
+    assert "f" not in models.search(lattice(spec), settings).text
+    found = models.search(lattice(spec), settings, Phrases.parse(["five", "nine"]))
+    assert found.text == "five" and found.frames[0] in (10, 11)
