@@ -15,7 +15,6 @@ Both files sit in the ASR model directory, one line per context, ``context<TAB>u
 
 from __future__ import annotations
 
-
 import functools
 import gzip
 import io
