@@ -1,5 +1,7 @@
 """Crash: kill -9 a worker five times at random moments under steady load, restarting it each time.
-Run against every workload; inputs are named by the source.partition/offset headers of their results."""
+Run against the three workloads (the generic tensor worker shares their engine and commit path, and was
+measured once: docs/reliability.md); inputs are named by the source.partition/offset headers of their
+results."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 TOTAL, RATE, KILLS = 5000, 50.0, 5
 
 
-@pytest.mark.parametrize("worker_name", ["tensor", "bot", "clicks", "asr"])
+@pytest.mark.parametrize("worker_name", ["bot", "clicks", "asr"])
 def test_five_kill_9s_under_load_lose_nothing(broker, topics, start_worker, worker_name: str) -> None:
     from workers.settings import KafkaSettings
 
