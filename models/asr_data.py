@@ -15,6 +15,7 @@ import pickle
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -281,23 +282,31 @@ def build(cache: Path, seed: int = 0, processes: int = 2, stage: str = "base", *
     return path
 
 
+def _derived_copies(clips: list[Clip], folder: str, group: str,
+                    derive: Callable[[np.ndarray, int, str], tuple[np.ndarray, int]]) -> list[Clip]:
+    """The clips changed by ``derive(audio, rate, file name) -> (audio, rate)``, as PCM16 WAVs written once
+    to ``.cache/asr/eval/<folder>`` (atomically: an interrupted run leaves no half file)."""
+    from workers.asr.audio import write_wav
+
+    directory = EVAL_CACHE / folder
+    directory.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for clip in clips:
+        path = directory / Path(clip.path).name
+        if not path.exists():
+            audio, rate = derive(*read_wav(clip.path), path.name)
+            tmp = path.with_suffix(".tmp")
+            write_wav(tmp, audio, rate)
+            tmp.replace(path)
+        copies.append(Clip(str(path), clip.text, f"{clip.group}-{group}"))
+    return copies
+
+
 def telephone_copies(clips: list[Clip], rate: int = 8_000) -> list[Clip]:
     """The clips as a phone line delivers them: PCM16 WAVs at ``rate`` (band-limited below 0.45 x rate by the
     resampler), written once to ``.cache/asr/eval`` and fed to the recogniser at that rate."""
-    from workers.asr.audio import write_wav
-
-    folder = EVAL_CACHE / f"{rate}hz"
-    folder.mkdir(parents=True, exist_ok=True)
-    copies = []
-    for clip in clips:
-        path = folder / Path(clip.path).name
-        if not path.exists():
-            audio, source_rate = read_wav(clip.path)
-            tmp = path.with_suffix(".tmp")
-            write_wav(tmp, resample(audio, source_rate, rate), rate)
-            tmp.replace(path)
-        copies.append(Clip(str(path), clip.text, f"{clip.group}-{rate}hz"))
-    return copies
+    return _derived_copies(clips, f"{rate}hz", f"{rate}hz",
+                           lambda audio, source_rate, _: (resample(audio, source_rate, rate), rate))
 
 
 PAUSE_S = 1.0
@@ -311,22 +320,13 @@ def after_pause(clips: list[Clip], seconds: float = PAUSE_S, level_dbfs: float =
     """The clips with ``seconds`` of a noise floor before the speech, written once to ``.cache/asr/eval``.
     FSDD clips are cut tight: the digit starts in the stream's first frames. A live stream has a pause before
     it, and a word's start heard after silence is what the recogniser must find there."""
-    from workers.asr.audio import write_wav
 
-    folder = EVAL_CACHE / f"pause{seconds:g}s"
-    folder.mkdir(parents=True, exist_ok=True)
-    copies = []
-    for clip in clips:
-        path = folder / Path(clip.path).name
-        if not path.exists():
-            audio, rate = read_wav(clip.path)
-            seed = int(hashlib.sha256(path.name.encode()).hexdigest()[:8], 16)
-            floor = np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 10 ** (level_dbfs / 20)
-            tmp = path.with_suffix(".tmp")
-            write_wav(tmp, np.concatenate([floor.astype(np.float32), audio]), rate)
-            tmp.replace(path)
-        copies.append(Clip(str(path), clip.text, f"{clip.group}-pause"))
-    return copies
+    def with_pause(audio: np.ndarray, rate: int, name: str) -> tuple[np.ndarray, int]:
+        seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+        floor = np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 10 ** (level_dbfs / 20)
+        return np.concatenate([floor.astype(np.float32), audio]), rate
+
+    return _derived_copies(clips, f"pause{seconds:g}s", "pause", with_pause)
 
 
 @dataclass(frozen=True)

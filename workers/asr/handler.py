@@ -161,10 +161,9 @@ class AsrHandler(StatefulHandler[Chunk]):
             if end and not item.value.end and produced:
                 produced[-1].reason = "max_duration"  # the stream hit max_stream_s, not its own end
             context = ChunkContext(item.value.stream_id, item.value.seq, state.stream.audio_s, state.resumed, gap)
-            owed = [s for s in produced if s.lattice is not None]
-            if owed and self.finals is not None:
-                outcomes[i] = Deferred(self.finals.search([s.lattice for s in owed], [s.phrases for s in owed]),
-                                       partial(self._finish, item, context, produced, end, inference_s))
+            search = self._search(produced)
+            if search is not None:
+                outcomes[i] = Deferred(search, partial(self._finish, item, context, produced, end, inference_s))
             else:
                 outcomes[i] = self._results(item, context, produced, end, inference_s)
             if end:
@@ -181,6 +180,14 @@ class AsrHandler(StatefulHandler[Chunk]):
         reported = self.recognizer.reportable(produced, end)
         return [self._emit(context, segment, end and n == len(reported) - 1, latency)
                 for n, segment in enumerate(reported)]
+
+    def _search(self, produced: list[Segment]) -> Future[SearchDone] | None:
+        """The beam search of the finals among ``produced`` that still owe one, submitted to the search
+        processes; None when none owes one, or when finals are searched in the batch loop."""
+        owed = [s for s in produced if s.lattice is not None]
+        if not owed or self.finals is None:
+            return None
+        return self.finals.search([s.lattice for s in owed], [s.phrases for s in owed])
 
     def _finish(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
                 inference_s: float, search: Future[SearchDone]) -> list[Result]:
@@ -217,9 +224,8 @@ class AsrHandler(StatefulHandler[Chunk]):
         owed = []
         for (stream_id, state), segments in zip(speaking, produced, strict=True):
             context = ChunkContext(stream_id, state.next_seq - 1, state.stream.audio_s, state.resumed)
-            lattices = [s for s in segments if s.lattice is not None]
-            if lattices and self.finals is not None:
-                search = self.finals.search([s.lattice for s in lattices], [s.phrases for s in lattices])
+            search = self._search(segments)
+            if search is not None:
                 outcome: list[Result] | Deferred = Deferred(search, partial(self._finish_idle, context, segments))
             else:
                 outcome = self._idle_results(context, segments)
