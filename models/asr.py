@@ -37,6 +37,7 @@ EPOCHS = 30
 ADAPT_EPOCHS = 12
 REFINE_EPOCHS = 10
 NARROWBAND_EPOCHS = 8
+PAUSE_EPOCHS = 5
 LM_ORDER = 6
 CACHE_DIR = Path(".cache") / "asr"
 
@@ -266,13 +267,18 @@ STAGES = (
     Stage("adapt", "adapt", ADAPT_EPOCHS, 5e-4),
     Stage("refine", "adapt", REFINE_EPOCHS, 3e-4, max_frames=4_000),
     Stage("narrowband", "narrowband", NARROWBAND_EPOCHS, 3e-4, max_frames=4_000),
+    Stage("pauses", "pauses", PAUSE_EPOCHS, 2e-4, max_frames=4_000),
 )
 """The recipe of the committed model. *base*: real clips and a broad TTS set, from scratch. *adapt*: real
 speech padded with silence and digit strings (``asr_data.adaptation_jobs``). *refine*: the same data in
 batches a quarter the size, four times the updates per epoch (the first two stages made only ~110 updates
 per epoch, and the model was still far from fitting its training set). *narrowband*: the adaptation mix
 drawn afresh (twice the TTS voices) with half of it through a telephone channel (8 kHz,
-``asr_data.narrowband_jobs``)."""
+``asr_data.narrowband_jobs``). *pauses*: that mix drawn again, half of it after 0.8-4 s of silence
+(``asr_data.pause_jobs``), so speech heard seconds into a stream is read as well as speech at its start."""
+
+
+STAGE_NAMES = tuple(s.name for s in STAGES)
 
 
 def _stage_dir(previous: str, stage: Stage, data: Path, seed: int, sizes: str) -> str:
@@ -284,11 +290,15 @@ def _stage_dir(previous: str, stage: Stage, data: Path, seed: int, sizes: str) -
 
 def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cache: Path = CACHE_DIR,
           max_minutes: float | None = None, seed: int = 0, channels: int = 256, kernel: int = 9, blocks: int = 5,
-          hidden: int = 320) -> dict[str, Any] | None:
+          hidden: int = 320, start: Path | None = None) -> dict[str, Any] | None:
     """Train through ``stages`` (each resuming from ``cache/checkpoints`` when a run with these settings stopped
     part-way, a stage starting from the weights the previous one ended with), export to ONNX with a parity
     check and measure WER on the held-out sets. Returns the manifest, or None when ``max_minutes`` ran out
-    first (run the same command again to go on). Normalisation and validation come from the first stage's set."""
+    first (run the same command again to go on). Normalisation and validation come from the base stage's set.
+
+    ``start``: a trained artifact directory to go on from: its weights, normalisation and sizes, and only the
+    stages its manifest does not list (a new stage is trained on the committed model without the hours of
+    the stages before it)."""
     import keras
 
     from models import asr_data
@@ -296,25 +306,34 @@ def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cach
     started = time.time()
     deadline = started + max_minutes * 60 if max_minutes else None
     keras.utils.set_random_seed(seed)
-    data_path = asr_data.build(cache, seed, stage=stages[0].data)
-    examples = _load(data_path)
+    base_path = asr_data.build(cache, seed, stage="base")
+    examples = _load(base_path)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(examples))
     validation = [examples[i] for i in order[:150]]
-    sample = np.concatenate([examples[i][0] for i in order[150:][:: max(1, len(examples) // 500)]])
-    mean, std = sample.mean(0).astype(np.float32), (sample.std(0) + 1e-3).astype(np.float32)
-    model = build_model(mean, std, channels, kernel, blocks, hidden)
+    base_training = [examples[i] for i in order[150:]]
+    if start is None:
+        sample = np.concatenate([examples[i][0] for i in order[150:][:: max(1, len(examples) // 500)]])
+        mean, std = sample.mean(0).astype(np.float32), (sample.std(0) + 1e-3).astype(np.float32)
+        model = build_model(mean, std, channels, kernel, blocks, hidden)
+        run_dir, report = "", {}
+    else:
+        previous = json.loads((start / "manifest.json").read_text())
+        channels, kernel, blocks, hidden = (previous["training"][k] for k in ("channels", "kernel", "blocks", "hidden"))
+        model, mean, std = keras_from_artifacts(start, with_normalisation=True)
+        report = dict(previous["training"]["stages"])
+        stages = tuple(s for s in stages if s.name not in report)
+        run_dir = continued = previous["version"]
     specs = state_specs(channels, kernel, blocks, hidden)
     sizes = f"c{channels}k{kernel}b{blocks}h{hidden}"
-    run_dir, report = "", {}
-    for n, stage in enumerate(stages):
-        path = data_path if n == 0 else asr_data.build(cache, seed, stage=stage.data)
-        examples = _load(path) if n else [examples[i] for i in order[150:]]
+    for stage in stages:
+        path = asr_data.build(cache, seed, stage=stage.data)
+        examples = base_training if path == base_path else _load(path)
         log.info("stage %s: %d utterances (%.2f h of audio incl. augmented copies)", stage.name, len(examples),
                  _hours(examples))
         run_dir = _stage_dir(run_dir, stage, path, seed, sizes)
         history = _fit(model, specs, examples, validation, mean, cache / "checkpoints" / run_dir, stage.epochs,
-                       stage.lr, seed + n, stage.max_frames, deadline, stage.per_char)
+                       stage.lr, seed + STAGE_NAMES.index(stage.name), stage.max_frames, deadline, stage.per_char)
         if history is None:
             return None
         report[stage.name] = {"epochs": stage.epochs, "lr": stage.lr, "batch_frames": stage.max_frames,
@@ -325,7 +344,8 @@ def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cach
     manifest = export(model, specs, out, validation[:8], mean, {
         "data": {"sources": SOURCES, "validation": "150 utterances drawn from the base set, never trained on"},
         "training": {"seconds_this_run": round(time.time() - started, 1), "seed": seed, "channels": channels,
-                     "kernel": kernel, "blocks": blocks, "hidden": hidden, "stages": report},
+                     "kernel": kernel, "blocks": blocks, "hidden": hidden, "stages": report,
+                     **({"continued_from": continued} if start is not None else {})},
     })
     save_keras_weights(model, mean, std, out)
     return finish(out, manifest)
@@ -361,7 +381,8 @@ SOURCES = {
     "tts": "espeak-ng and flite voices over LJ Speech transcripts (held-out clips excluded), Banking77 (CC BY 4.0) and CLINC150 (CC BY 3.0) utterances, digit strings",
     "augmentation": "speed 0.85-1.15, gain, white noise 10-40 dB SNR, SpecAugment; adapt stage: 0-0.8 s of "
                     "silence (digital zero or a -75..-40 dBFS floor) before and after, FSDD digit strings; "
-                    "narrowband stage: half the non-FSDD utterances through an 8 kHz telephone channel",
+                    "narrowband stage: half the non-FSDD utterances through an 8 kHz telephone channel; pauses "
+                    "stage: that mix again, half of it after 0.8-4 s of silence",
 }
 
 
@@ -413,15 +434,16 @@ def save_keras_weights(model: Any, mean: np.ndarray, std: np.ndarray, out: Path)
     np.savez_compressed(out / KERAS_WEIGHTS, mean=mean, std=std, **weights)
 
 
-def keras_from_artifacts(model_dir: Path = ARTIFACTS / NAME) -> Any:
-    """The streaming Keras model of a trained artifact directory (its manifest's sizes, its saved weights)."""
+def keras_from_artifacts(model_dir: Path = ARTIFACTS / NAME, with_normalisation: bool = False) -> Any:
+    """The streaming Keras model of a trained artifact directory (its manifest's sizes, its saved weights);
+    ``with_normalisation``: (model, mean, std), the features' normalisation it was built with."""
     manifest = json.loads((model_dir / "manifest.json").read_text())
     sizes = manifest["training"]
     with np.load(model_dir / KERAS_WEIGHTS) as saved:
-        model = build_model(saved["mean"], saved["std"], sizes["channels"], sizes["kernel"], sizes["blocks"],
-                            sizes["hidden"])
+        mean, std = saved["mean"], saved["std"]
+        model = build_model(mean, std, sizes["channels"], sizes["kernel"], sizes["blocks"], sizes["hidden"])
         model.set_weights([saved[name] for name in sorted(saved.files) if name.startswith("w")])
-    return model
+    return (model, mean, std) if with_normalisation else model
 
 
 def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) -> dict[str, Any]:

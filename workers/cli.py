@@ -149,10 +149,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(json.dumps(manifest["metrics"]))
             return 0
         epochs = {"base": args.epochs, "adapt": args.adapt_epochs, "refine": args.refine_epochs,
-                  "narrowband": args.narrowband_epochs}
+                  "narrowband": args.narrowband_epochs, "pauses": args.pauses_epochs}
         stages = tuple(dataclasses.replace(s, epochs=epochs[s.name]) if epochs.get(s.name) is not None else s
                        for s in asr.STAGES)
-        manifest = asr.train(out, tuple(s for s in stages if s.epochs), max_minutes=args.max_minutes)
+        manifest = asr.train(out, tuple(s for s in stages if s.epochs), max_minutes=args.max_minutes,
+                             start=Path(args.start) if args.start else None)
         if manifest is None:
             print("stopped at --max-minutes; run the same command again to resume from the checkpoint", file=sys.stderr)
             return 3
@@ -430,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "batches; default 10, 0 skips it)")
     p.add_argument("--narrowband-epochs", type=int, help="asr: epochs of the fourth stage (the second's mix drawn "
                    "again, half of it through an 8 kHz telephone channel; default 8, 0 skips it)")
+    p.add_argument("--pauses-epochs", type=int, help="asr: epochs of the fifth stage (the fourth's mix drawn again, "
+                   "half of it after 0.8-4 s of silence; default 5, 0 skips it)")
+    p.add_argument("--from", dest="start", metavar="DIR", help="asr: go on from the trained model in DIR (e.g. "
+                   "models/artifacts/asr): only the stages its manifest does not list are trained")
     p.add_argument("--language-models", action="store_true",
                    help="asr: retrain only the character and word LMs of the model in --out and measure it again")
     p.set_defaults(func=cmd_train)

@@ -1,5 +1,5 @@
-"""The speech model's data: the telephone channel of the narrowband stage, the telephone evaluation copies
-and the LM text."""
+"""The speech model's data: the telephone channel of the narrowband stage, the long pauses of the pauses
+stage, the telephone evaluation copies and the LM text."""
 
 from __future__ import annotations
 
@@ -47,6 +47,23 @@ def test_the_narrowband_stage_sends_half_of_the_wideband_utterances_through_the_
     assert 0.45 < share < 0.55
     assert sum(j["path"].startswith("tts:") for j in jobs) == 1600
     assert asr_data.narrowband_jobs(0) == jobs  # drawn once: the rendered set is reproducible
+
+
+@needs_data
+def test_the_pauses_stage_puts_half_of_its_utterances_after_a_long_silence() -> None:
+    jobs = asr_data.pause_jobs(0)
+    leads = np.array([j["pad_s"][0] for j in jobs])
+    assert 0.45 < np.mean(leads >= 0.8) < 0.55 and leads.max() <= 4.0
+    assert np.mean(leads < 0.8) > 0.4  # the rest keeps the short pauses the earlier stages trained on
+    assert any(j.get("via_rate") for j in jobs)  # still the narrowband mix
+    assert asr_data.pause_jobs(0) == jobs
+
+    long_pause = next(j for j in jobs if j["pad_s"][0] > 2.0 and j["path"].startswith(str(asr_data.ASR_DATA / "fsdd")))
+    feats, text = asr_data._job(long_pause)
+    frames_before = int(long_pause["pad_s"][0] * 100)  # 10 ms feature frames
+    speech = feats[frames_before:].astype(np.float32).max(1)
+    assert feats[: frames_before - 5].astype(np.float32).max(1).mean() < speech.mean() - 2
+    assert text == long_pause["text"]
 
 
 @needs_data

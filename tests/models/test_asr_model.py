@@ -50,6 +50,20 @@ def test_training_stops_at_its_time_budget_and_resumes_where_it_stopped(tmp_path
     assert set(state) == {"cache_in", "cache_0", "state"} and state["state"] == [16]
     assert_keras_weights_match_onnx(out)
 
+    # going on from the trained model: only the stage its manifest lacks is trained, from its weights
+    more = stages + (asr_model.Stage("pauses", "pauses", 1, 1e-3, 300),)
+    before = asr_model.keras_from_artifacts(out).get_weights()
+    continued = asr_model.train(tmp_path / "more", more, start=out, cache=tmp_path / "cache")
+    assert continued is not None
+    assert list(continued["training"]["stages"]) == ["base", "adapt", "pauses"]
+    assert continued["training"]["stages"]["base"] == report["base"]  # carried over, not trained again
+    assert continued["training"]["continued_from"] == manifest["version"]
+    assert continued["asr"]["state"] == state
+    after = asr_model.keras_from_artifacts(tmp_path / "more").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert len(list(history.iterdir())) == 3
+    assert_keras_weights_match_onnx(tmp_path / "more")
+
 
 needs_model = pytest.mark.skipif(not (COMMITTED / "model.onnx").exists() or not SHARED.exists(),
                                  reason="committed ASR model or ../shared/data/asr missing")
