@@ -132,8 +132,9 @@ def test_a_confidence_floor_drops_most_words_loud_noise_makes_up(tmp_path: Path)
         recognizer = Recognizer.from_settings(model, AsrSettings(min_word_confidence=floor))
         (result,) = transcribe([tmp_path / "pink.wav"], recognizer)
         heard[floor] = [w for segment in result["segments"] for w in segment["words"]]
-    assert len(heard[0.0]) >= 6 and len(heard[0.05]) <= len(heard[0.0]) / 2
-    assert all(w["confidence"] >= 0.05 for w in heard[0.05])
+    # the model before the pauses stage made up 6 or more words here, this one 3; the floor drops most of them
+    assert len(heard[0.0]) >= 3 and len(heard[0.05]) <= len(heard[0.0]) / 2
+    assert heard[0.05] == [w for w in heard[0.0] if w["confidence"] >= 0.05]
 
 
 @needs_model
