@@ -151,12 +151,14 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
         sut.stop()
         probe.close()
     latencies, sent, first_sent, last_arrival = probe.latencies(warmup)
+    acks = probe.ack_latencies(warmup)
     answered = len(latencies)
     figures: dict[str, Any] = {
         "phase": phase, "offered_per_s": rate, "sent": sent, "answered": answered,
         "unanswered": sent - answered, "duplicates": probe.duplicates - duplicates_before,
         "throughput": round(answered / (last_arrival - first_sent), 1) if answered > 1 else 0.0,
         **percentiles(latencies),
+        "input_ack_p50_s": percentiles(acks)["p50_s"], "input_ack_p99_s": percentiles(acks)["p99_s"],
         "cpu_cores": round(sampler.cpu_cores, 2), "host_cpu_percent": sampler.host_cpu_percent, "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
         "gpu_util_percent": gpu.mean_percent,
     }
@@ -317,7 +319,7 @@ def format_table(report: dict[str, Any]) -> str:
              f"saturation window {report['saturation_window']}, {report['cpu_count']} CPUs"
              + (f", ours as {report['processes']} processes" if report.get("processes", 1) > 1 else ""),
              f"{'system':<22}{'phase':<13}{'offered/s':>10}{'msg/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
-             f"{'unans':>6}{'batch':>7}{'infer ms':>10}{'CPU':>6}{'host%':>6}{'RSS MB':>8}"]
+             f"{'unans':>6}{'batch':>7}{'infer ms':>10}{'CPU':>6}{'host%':>6}{'RSS MB':>8}{'ack p99':>9}"]
     for system in SYSTEMS:
         for run in report.get(system, {}).get("runs", []):
             infer = run.get("inference_s_mean_per_batch", run.get("step_s_median_per_message"))
@@ -325,7 +327,7 @@ def format_table(report: dict[str, Any]) -> str:
                          f"{ms(run['p50_s']):>10}{ms(run['p95_s']):>10}{ms(run['p99_s']):>10}{run['unanswered']:>6}"
                          f"{run.get('batch_size_mean') or 0:>7.1f}{ms(infer):>10}{run['cpu_cores']:>6.2f}"
                          f"{run.get('host_cpu_percent', 0):>6.0f}"
-                         f"{run['peak_rss_mb']:>8.0f}")
+                         f"{run['peak_rss_mb']:>8.0f}{ms(run.get('input_ack_p99_s')):>9}")
     if "model_only" in report:
         m = report["model_only"]
         lines.append(f"model only (ONNX Runtime, batch {m['batch_size']}): {m['throughput']:,.1f} msg/s; "
@@ -338,7 +340,8 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{ms(r['equal_load_p99_theirs_s'])} ms")
         lines.append(line)
     lines.append("(unans: inputs without a result 10 s after the last answer; infer ms: ours = one ONNX Runtime "
-                 "call, baselines = decode->model->encode of one message)")
+                 "call, baselines = decode->model->encode of one message; ack p99: the load generator's produce -> "
+                 "broker acknowledgment, inside the latency)")
     return "\n".join(lines)
 
 
