@@ -187,8 +187,8 @@ class AsrSettings(_Section):
     max_chunk_s: float = Field(2.0, gt=0, description="Longest audio chunk accepted (reason chunk_too_long).")
     beam: int = Field(
         32, ge=0, description="Beam width of the final's CTC beam search with the language models (partials "
-        "are greedy); 0 makes finals greedy too. 64 takes held-out LJ WER from 0.422 to 0.403 for 1.5x the "
-        "search time.")
+        "are greedy); 0 makes finals greedy too. 64 takes held-out LJ WER from 0.424 to 0.407 (at 8 kHz 0.548 -> "
+        "0.520) for 1.7x the search time.")
     lm_weight: float = Field(0.3, ge=0, description="Weight of the character LM's log-probability in the beam search.")
     lm_bonus: float = Field(1.0, description="Score added per character in the beam search (offsets the LMs' length penalty).")
     beam_prune: float = Field(
@@ -197,7 +197,7 @@ class AsrSettings(_Section):
         -10.0, le=0, description="beam_prune for a final of a stream with a closed phrase list (no [unk]), whose "
         "search also drops search_margin: its few words are cheap to search, and a word's weak start (a "
         "fricative over a phone line, after a pause) must still be tried. The unseen FSDD speaker's digits after "
-        "a 1 s pause, with the digit list: 0.534 -> 0.760 (README). The search costs more: a 30 s segment with the "
+        "a 1 s pause, with the digit list: 0.534 -> 0.760 (README; the model before the pauses stage). The search costs more: a 30 s segment with the "
         "digit list 0.9 -> 2.4 s, with 1,000 phrases 0.6 -> 3.2 s (a short answer: tens of milliseconds).")
     word_weight: float = Field(
         0.4, ge=0, description="Weight of the word LM's log-probability, per finished word, when the model "
@@ -213,7 +213,7 @@ class AsrSettings(_Section):
         "where it delays every partial of that batch.")
     busy_beam: int = Field(
         8, ge=1, description="Beam width of a final searched while search_backlog searches are already waiting "
-        "or running: less accurate (held-out LJ WER 0.561 against 0.422 at 32) and ~2.5x cheaper, so a burst of "
+        "or running: less accurate (held-out LJ WER 0.539 against 0.424 at 32) and ~2.2x cheaper, so a burst of "
         "finals does not queue without bound.")
     search_backlog: int = Field(
         4, ge=1, description="Searches waiting or running in the search processes at which a new final is "

@@ -90,7 +90,9 @@ class CharLM:
 class WordLM:
     """Word bigram, Witten-Bell interpolated with the unigram, itself interpolated with a uniform share for
     unseen words. ``<s>`` starts and ``</s>`` ends a segment, so a lone "nine" is likely and a lone "the"
-    is not."""
+    is not. A trigram was tried (2026-11-23, trigrams seen once left to the bigram, the same weights): LJ
+    development clips WER 0.242 -> 0.232, but held-out LJ 0.424 -> 0.467 and at 8 kHz 0.548 -> 0.560; the
+    LJ text is too small for trigrams that generalise to unseen sentences."""
 
     START, END = "<s>", "</s>"
 
