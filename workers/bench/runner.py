@@ -151,14 +151,14 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
         sut.stop()
         probe.close()
     latencies, sent, first_sent, last_arrival = probe.latencies(warmup)
-    acks = probe.ack_latencies(warmup)
+    acks = percentiles(probe.ack_latencies(warmup))
     answered = len(latencies)
     figures: dict[str, Any] = {
         "phase": phase, "offered_per_s": rate, "sent": sent, "answered": answered,
         "unanswered": sent - answered, "duplicates": probe.duplicates - duplicates_before,
         "throughput": round(answered / (last_arrival - first_sent), 1) if answered > 1 else 0.0,
         **percentiles(latencies),
-        "input_ack_p50_s": percentiles(acks)["p50_s"], "input_ack_p99_s": percentiles(acks)["p99_s"],
+        "input_ack_p50_s": acks["p50_s"], "input_ack_p99_s": acks["p99_s"],
         "cpu_cores": round(sampler.cpu_cores, 2), "host_cpu_percent": sampler.host_cpu_percent, "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
         "gpu_util_percent": gpu.mean_percent,
     }
