@@ -158,6 +158,8 @@ class StreamEngine:
         room = max(1, self.settings.max_in_flight - self.tracker.in_flight)
         polled_at = time.monotonic()
         records = self.consumer.poll(timeout, min(self.settings.poll_max_records, room))
+        if records:
+            self._m_in.inc(len(records))
         for record in records:
             self._accept(record)
         if not records and not len(self.batcher):
@@ -180,7 +182,6 @@ class StreamEngine:
     # -- the pipeline ----------------------------------------------------------------------------
 
     def _accept(self, record: Record) -> None:
-        self._m_in.inc()
         self.tracker.track(record.tp, record.offset)
         if record.value is None:
             self._send_to_dlq(record, InvalidMessage("empty_value", "record has no value (tombstone)"))
