@@ -384,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="embedded broker + workers + sample traffic; results and metrics on screen")
     p.add_argument("--duration", type=float, default=15.0, help="seconds of traffic; 0 runs until Ctrl-C")
     p.add_argument("--rate", type=float, default=20.0, help="requests per second")
-    p.add_argument("--client", choices=["kafka-python", "confluent"], default="kafka-python")
+    p.add_argument("--client", choices=["confluent", "kafka-python"], default="confluent",
+                   help="Kafka client library of the workers and the demo (default: confluent, librdkafka)")
     p.add_argument("--metrics-port", type=int, default=9400, help="first worker's metrics port; the next gets +1 (0 = any)")
     p.set_defaults(func=cmd_demo)
 

@@ -64,8 +64,9 @@ class KafkaSettings(_Section):
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list of brokers.")
     client: Literal["kafka-python", "confluent"] = Field(
-        "kafka-python",
-        description="Client library: kafka-python (pure Python) or confluent (librdkafka, ~20x faster).",
+        "confluent",
+        description="Client library: confluent (librdkafka; idempotent producer; the clicks worker drained a "
+        "backlog 1.9x as fast as with kafka-python) or kafka-python (pure Python, no native code).",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security.protocol."
