@@ -297,7 +297,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         options = asr.AsrBenchOptions(seconds=args.seconds, chunk_s=args.chunk_ms / 1000, systems=systems,
                                       target_p95_s=args.target_ms / 1000, files=args.files, bootstrap=args.bootstrap,
-                                      plot=plot, worker_env=env)
+                                      plot=plot, worker_env=env, processes=args.processes)
         if args.streams:
             options.streams = [int(n) for n in args.streams.split(",")]
         report = asr.run_asr_bench(options)
@@ -492,7 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="save the latency CDFs here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--processes", type=int, default=1, metavar="N",
-                   help="bot/clicks: run ours as `workers serve --processes N` (scale-out on one host)")
+                   help="run ours as `workers serve --processes N` (scale-out on one host; the bench topics get "
+                   "max(4, N) partitions)")
     p.add_argument("--streams", help="asr: concurrent real-time stream counts to climb, comma-separated "
                    "(default 1,8,16,32,48,64,80,96,128; a system stops at the first over the target)")
     p.add_argument("--chunk-ms", type=float, default=160, help="asr: audio per chunk")

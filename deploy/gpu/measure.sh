@@ -5,7 +5,8 @@
 #                                   ONNX Runtime's warnings about the graphs (Memcpy nodes, CPU fallbacks);
 #                                   MODEL_ONLY_S (3) seconds each, WORKLOADS (asr,clicks,bot)
 #   deploy/gpu/measure.sh asr       workers bench asr, ours only, climbing to 1,024 real-time streams
-#                                   (STREAMS=64,128,... to choose the ladder)
+#                                   (STREAMS=64,128,... to choose the ladder; PROCESSES=N to run ours as
+#                                   `workers serve asr --processes N`, for when one process's front end is the limit)
 #   deploy/gpu/measure.sh clicks    workers bench clicks, ours only (likewise bot); BENCH_S (15) seconds a phase
 #
 # Each fits in one device call (10 minutes). What it writes under $OUT comes back with the call: the JSON
@@ -29,9 +30,10 @@ case "$what" in
     exit $rc ;;
   asr)
     python3 -m workers bench asr --systems ours --streams "${STREAMS:-64,128,256,384,512,640,768,1024}" \
-      --seconds "${BENCH_S:-15}" --json > "$out/asr.json" 2> "$out/asr.log" ;;
+      --processes "${PROCESSES:-1}" --seconds "${BENCH_S:-15}" --json > "$out/asr.json" 2> "$out/asr.log" ;;
   clicks|bot)
-    python3 -m workers bench "$what" --systems ours --seconds "${BENCH_S:-15}" --json > "$out/$what.json" 2> "$out/$what.log" ;;
+    python3 -m workers bench "$what" --systems ours --processes "${PROCESSES:-1}" --seconds "${BENCH_S:-15}" --json \
+      > "$out/$what.json" 2> "$out/$what.log" ;;
   *) echo "unknown: $what" >&2; exit 2 ;;
 esac
 rc=$?

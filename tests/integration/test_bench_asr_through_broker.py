@@ -1,5 +1,5 @@
 """`workers bench asr --json` end to end: real-time streams through the real broker to our worker and to
-both TensorFlow baselines."""
+both TensorFlow baselines, and ours as several processes in one consumer group."""
 
 from __future__ import annotations
 
@@ -33,3 +33,17 @@ def test_bench_asr_climbs_stream_counts_for_every_system(tmp_path) -> None:
     assert report["model_only"]["unit"] == "RTFX" and report["model_only"]["throughput"] > 0
     assert set(report["ratios"]) == {"baseline_predict", "baseline_tf_function"}
     assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.timeout(600)
+def test_bench_asr_runs_ours_as_several_processes() -> None:
+    done = subprocess.run([sys.executable, "-m", "workers", "bench", "asr", "--systems", "ours", "--processes", "2",
+                           "--streams", "4", "--seconds", "2", "--target-ms", "60000",
+                           "--files", str(SAMPLES / "LJ001-0006.wav"), "--json"],
+                          capture_output=True, text=True, timeout=580, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["processes"] == 2 and set(report) >= {"ours", "model_only"}
+    (run,) = report["ours"]["runs"]
+    assert run["chunks_answered"] == run["chunks_sent"] > 0, run
+    assert run["batch_size_mean"] >= 1  # the children's metrics, scraped on both ports and summed

@@ -23,7 +23,7 @@ from typing import Any
 
 from workers.asr.live import replay
 from workers.bench.probe import ProcessSampler, histogram_delta
-from workers.bench.runner import (PARTITIONS, SYSTEMS, SystemUnderTest, bench_broker, save_figure,
+from workers.bench.runner import (SYSTEMS, SystemUnderTest, bench_broker, partitions_for, save_figure,
                                   worker_onnx_settings)
 from workers.bench.workloads import asr_model_only
 from workers.settings import KafkaSettings
@@ -54,6 +54,7 @@ class AsrBenchOptions:
     bootstrap: str | None = None  # None: an embedded broker
     plot: Path | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
+    processes: int = 1  # ours as `workers serve asr --processes N` (topics get max(4, N) partitions)
 
 
 def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: str, logdir: Path,
@@ -62,8 +63,10 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
     tag = f"bench.asr.{system}.{streams}.{seed}"
     audio_topic, transcript_topic = f"{tag}.in", f"{tag}.out"
     kafka = KafkaSettings(bootstrap_servers=bootstrap, client="confluent")
-    ensure_topics(kafka, {audio_topic: PARTITIONS, transcript_topic: PARTITIONS, f"{audio_topic}.dlq": 1})
-    sut = SystemUnderTest(system, "asr", bootstrap, audio_topic, transcript_topic, options.worker_env, logdir)
+    partitions = partitions_for(options.processes if system == "ours" else 1)
+    ensure_topics(kafka, {audio_topic: partitions, transcript_topic: partitions, f"{audio_topic}.dlq": 1})
+    sut = SystemUnderTest(system, "asr", bootstrap, audio_topic, transcript_topic, options.worker_env, logdir,
+                          options.processes)
     topics = (audio_topic, transcript_topic)
     producer = make_producer(kafka, client_id="workers-bench-asr")  # warmed by the warm-up stream
     try:
@@ -123,7 +126,7 @@ def run_asr_bench(options: AsrBenchOptions) -> dict[str, Any]:
 def summarise(runs: dict[str, list[dict[str, Any]]], options: AsrBenchOptions) -> dict[str, Any]:
     report: dict[str, Any] = {"workload": "asr", "seconds_per_run": options.seconds, "chunk_s": options.chunk_s,
                               "target_p95_s": options.target_p95_s, "clips": len(options.files),
-                              "cpu_count": os.cpu_count()}
+                              "cpu_count": os.cpu_count(), "processes": options.processes}
     for system, system_runs in runs.items():
         passing = [r for r in system_runs if keeps_up(r, options.target_p95_s)]
         best = max(passing, key=lambda r: r["streams"]) if passing else None
@@ -178,7 +181,8 @@ def format_table(report: dict[str, Any]) -> str:
         return "-" if value is None else f"{value * 1000:,.0f}"
 
     lines = [f"workers bench asr: {report['seconds_per_run']:g} s per run, chunks of {report['chunk_s'] * 1000:g} ms in "
-             f"real time, {report['clips']} clips, {report['cpu_count']} CPUs",
+             f"real time, {report['clips']} clips, {report['cpu_count']} CPUs"
+             + (f", ours as {report['processes']} processes" if report.get("processes", 1) > 1 else ""),
              f"{'system':<22}{'streams':>8}{'RTFX':>7}{'answered':>9}  {'partial ms avg/p50/p90/p95/p99':<36}"
              f"{'final ms p50/p95':<18}{'batch':>6}{'infer ms':>9}{'CPU':>6}{'RSS MB':>8}"]
     for system in SYSTEMS:
