@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from workers.engine.engine import StreamEngine
 from workers.engine.reload import ModelReloader
@@ -25,9 +26,20 @@ def configure_logging(level: str) -> None:
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
+def single_threaded_numpy() -> Any:
+    """numpy's BLAS (OpenBLAS) spreads a matrix product of a few hundred rows over every core, and its
+    threads spin between calls. In the ASR worker's front end (one mel-filterbank product per batch) that
+    doubled the cores the batch loop used and saved nothing (2,048 frames: 6.8 ms on two threads, 7.3 ms on
+    one). A worker's parallelism is ONNX Runtime's threads and ``--processes``, not numpy's."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")  # its restore_original_limits() undoes it (tests)
+
+
 def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) -> int:
     """Serve ``worker`` until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(settings.engine.log_level)
+    single_threaded_numpy()
     log.info("kafka settings: %s", settings.kafka.redacted())
     model_dir = model_dir or settings.engine.model_dir
     handler = build_handler(worker, model_dir, settings)

