@@ -145,9 +145,6 @@ class Resampler:
             self._sos = _low_pass(rate, target)
             self._zi = np.zeros((self._sos.shape[0], 2))
 
-    def _filter(self, x: np.ndarray) -> np.ndarray:
-        return _filter_many([self], [x])[0]
-
     def _interpolate(self, x: np.ndarray) -> np.ndarray:
         """Linear interpolation of the next input ``x`` (float64) to the target rate."""
         last = self._base + len(x) - 1  # global index of the last input sample
