@@ -203,9 +203,8 @@ def resample_many(resamplers: list[Resampler], chunks: list[np.ndarray]) -> list
     out = [chunk.astype(np.float32, copy=False) for chunk in chunks]
     busy = [i for i, (r, chunk) in enumerate(zip(resamplers, chunks, strict=True)) if r.rate != r.target and len(chunk)]
     down = [i for i in busy if resamplers[i].rate > resamplers[i].target]
-    signals = {i: chunks[i].astype(np.float64) for i in busy}
-    for i, x in zip(down, _filter_many([resamplers[i] for i in down], [chunks[i] for i in down]), strict=True):
-        signals[i] = x
+    signals = dict(zip(down, _filter_many([resamplers[i] for i in down], [chunks[i] for i in down]), strict=True))
+    signals |= {i: chunks[i].astype(np.float64) for i in busy if i not in signals}  # upsampling: filtered after
     for i in busy:
         signals[i] = resamplers[i]._interpolate(signals[i])
     up = [i for i in busy if resamplers[i].rate < resamplers[i].target]

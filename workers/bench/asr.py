@@ -63,7 +63,7 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
     tag = f"bench.asr.{system}.{streams}.{seed}"
     audio_topic, transcript_topic = f"{tag}.in", f"{tag}.out"
     kafka = KafkaSettings(bootstrap_servers=bootstrap, client="confluent")
-    partitions = partitions_for(options.processes if system == "ours" else 1)
+    partitions = partitions_for(system, options.processes)
     ensure_topics(kafka, {audio_topic: partitions, transcript_topic: partitions, f"{audio_topic}.dlq": 1})
     sut = SystemUnderTest(system, "asr", bootstrap, audio_topic, transcript_topic, options.worker_env, logdir,
                           options.processes)

@@ -42,13 +42,13 @@ from workers.transport.factory import ensure_topics
 log = logging.getLogger(__name__)
 SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
 PARTITIONS = 4
-
-
-def partitions_for(processes: int) -> int:
-    """Partitions of a run's topics: 4, or one per worker process when ``--processes`` asks for more (a
-    consumer group leaves a process beyond the partition count idle)."""
-    return max(PARTITIONS, processes)
 WARMUP_MESSAGES = 16
+
+
+def partitions_for(system: str, processes: int) -> int:
+    """Partitions of a run's topics: 4, or for ours one per worker process when ``--processes`` asks for more
+    (a consumer group leaves a process beyond the partition count idle)."""
+    return max(PARTITIONS, processes if system == "ours" else 1)
 
 
 @dataclass
@@ -128,7 +128,7 @@ def run_phase(workload: Workload, system: str, phase: str, rate: float | None, o
     """One system, one phase, from a fresh process on fresh topics; returns its figures."""
     tag = f"bench.{workload.name}.{system}.{phase}.{seed}".replace(" ", "")
     input_topic, output_topic = f"{tag}.in", f"{tag}.out"
-    partitions = partitions_for(options.processes if system == "ours" else 1)
+    partitions = partitions_for(system, options.processes)
     ensure_topics(KafkaSettings(bootstrap_servers=bootstrap),
                   {input_topic: partitions, output_topic: partitions, f"{input_topic}.dlq": 1})
     sut = SystemUnderTest(system, workload.name, bootstrap, input_topic, output_topic, options.worker_env, logdir,
