@@ -20,7 +20,7 @@ import gzip
 import io
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,7 +45,8 @@ class CharLM:
         self.order = order
         self._counts = counts
         self._totals = {h: (sum(c.values()), len(c)) for h, c in counts.items()}
-        self._context_logp = _memoised(self._uncached_logp)
+        self.context_logp = _memoised(self._uncached_logp)
+        """log P(char | a context of exactly ``order - 1`` characters, see :meth:`context`)."""
 
     def __len__(self) -> int:
         """Contexts held."""
@@ -72,8 +73,13 @@ class CharLM:
 
     def logp(self, history: str, char: str) -> float:
         """log P(char | the last ``order - 1`` characters of ``history``)."""
-        h = (" " * (self.order - 1) + history)[-(self.order - 1):] if self.order > 1 else ""
-        return self._context_logp(h, char)
+        return self.context_logp(self.context(history), char)
+
+    def context(self, history: str) -> str:
+        """The ``order - 1`` characters ``history`` ends with, padded with spaces at a segment's start.
+        ``context(h + c) == (context(h) + c)[1:]``: the beam search keeps each prefix's context that way."""
+        n = self.order - 1
+        return (" " * n + history)[len(history):]
 
     def _uncached_logp(self, h: str, char: str) -> float:
         p = math.exp(_UNIFORM)
@@ -279,14 +285,43 @@ def _logsumexp(a: float, b: float) -> float:
         return b
     if b == -math.inf:
         return a
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
+    if a > b:
+        return a + math.log(1.0 + math.exp(b - a))
+    return b + math.log(math.exp(a - b) + 1.0)
 
 
 def _last_word(prefix: str) -> tuple[str, str]:
     """(the word before the last, or ``<s>``; the last word) of a prefix that ends inside or after a word."""
     parts = prefix.rstrip(" ").rsplit(" ", 2)
     return (parts[-2] if len(parts) > 1 else WordLM.START), parts[-1]
+
+
+class _Frame:
+    """What one frame offers the search: the tokens it tries, each above ``prune`` (or the frame's best
+    token when none is), in token order, as (log-probability, character or None for the blank)."""
+
+    __slots__ = ("candidates", "best_char", "_staying")
+
+    def __init__(self, candidates: list[tuple[float, str | None]]) -> None:
+        self.candidates = candidates
+        self.best_char = max((p for p, char in candidates if char is not None), default=-math.inf)
+        self._staying: dict[str | None, list[tuple[float, str | None]]] = {}
+
+    def staying(self, last: str | None) -> list[tuple[float, str | None]]:
+        """The candidates that leave a prefix ending in ``last`` as it is: the blank, and ``last`` again."""
+        found = self._staying.get(last)
+        if found is None:
+            found = self._staying[last] = [(p, char) for p, char in self.candidates if char is None or char == last]
+        return found
+
+
+def _frames(log_probs: np.ndarray, prune: float) -> Iterator[_Frame]:
+    rows = log_probs.tolist()  # Python floats: indexing numpy scalars in the loop costs more than the search
+    above = log_probs > prune
+    chars: list[str | None] = [None, *_CHARS]
+    for t, row in enumerate(rows):
+        tokens = np.flatnonzero(above[t]).tolist() or [int(log_probs[t].argmax())]
+        yield _Frame([(row[i], chars[i]) for i in tokens])
 
 
 def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float = 0.5, beta: float = 1.0,
@@ -297,10 +332,16 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
     and ``unknown`` once for a word outside the vocabulary (``-inf``: the vocabulary is closed, no other word
     is tried). Per frame, characters below ``prune`` are not
     tried, nor extensions scoring ``margin`` below the best prefix of the frame before. Returns the text
-    and, per character, the frame it was first emitted at."""
+    and, per character, the frame it was first emitted at.
+
+    It is the hot loop of every final (pure Python, run in :mod:`workers.asr.finals`' processes), so the
+    log-sum-exp of the per-prefix updates is written out in place: ``_logsumexp(x, y)`` where ``x`` may be
+    ``-inf``, bit for bit."""
     neg = -math.inf
+    log, exp = math.log, math.exp
     known = words.prefixes if words is not None else frozenset()
     closed_vocabulary = words is not None and unknown == neg
+    context_logp = lm.context_logp
 
     def word_score(prefix: str) -> float:
         """Score of the word ``prefix`` ends with (``prefix`` has no trailing space)."""
@@ -310,34 +351,47 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
             return neg  # the beginning of a known word, not a word
         return gamma * words.logp(before, word)
 
-    # prefix -> [log p ending in blank, log p ending in a character, LM score, frames]
-    beams: dict[str, list] = {"": [0.0, neg, 0.0, []]}
+    # prefix -> [log p ending in blank, log p ending in a character, LM score, frames, the char LM's context]
+    # (frames: the frame each character was emitted at, as a linked list (frame, frames before) from the last)
+    beams: dict[str, list] = {"": [0.0, neg, 0.0, None, lm.context("")]}
     best_score = 0.0
-    for t in range(len(log_probs)):
-        row = log_probs[t]
-        candidates = [int(i) for i in np.nonzero(row > prune)[0]] or [int(row.argmax())]
+    for t, frame in enumerate(_frames(log_probs, prune)):
         floor = best_score - margin
         nxt: dict[str, list] = {}
-
-        def entry(prefix: str, lm_score: float, frames: list[int]) -> list:
-            e = nxt.get(prefix)
-            if e is None:
-                e = nxt[prefix] = [neg, neg, lm_score, frames]
-            return e
-
-        for prefix, (pb, pnb, lm_score, frames) in beams.items():
-            total = _logsumexp(pb, pnb)
+        get = nxt.get
+        for prefix, (pb, pnb, lm_score, frames, context) in beams.items():
+            if pb == neg:
+                total = pnb
+            elif pnb == neg:
+                total = pb
+            elif pb > pnb:
+                total = pb + log(1.0 + exp(pnb - pb))
+            else:
+                total = pnb + log(exp(pb - pnb) + 1.0)
             last = prefix[-1] if prefix else None
-            for token in candidates:
-                p = float(row[token])
-                if token == BLANK:
-                    e = entry(prefix, lm_score, frames)
-                    e[0] = _logsumexp(e[0], total + p)
+            candidates = frame.candidates
+            if total + frame.best_char + lm_score + beta < floor:
+                # no extension of it can pass the margin check below (that for the best character fails):
+                # skip straight to the candidates that can still do something, as the loop would
+                candidates = frame.staying(last)
+            for p, char in candidates:
+                if char is None:  # the blank
+                    e, x = get(prefix), total + p
+                    if e is None:
+                        nxt[prefix] = [x, neg, lm_score, frames, context]
+                    elif e[0] == neg:
+                        e[0] = x
+                    else:
+                        e[0] = _logsumexp(e[0], x)
                     continue
-                char = _CHARS[token - 1]
                 if char == last:
-                    e = entry(prefix, lm_score, frames)  # a repeat collapses into the same character
-                    e[1] = _logsumexp(e[1], pnb + p)
+                    e, x = get(prefix), pnb + p  # a repeat collapses into the same character
+                    if e is None:
+                        nxt[prefix] = [neg, x, lm_score, frames, context]
+                    elif e[1] == neg:
+                        e[1] = x
+                    else:
+                        e[1] = _logsumexp(e[1], x)
                     if pb == neg:
                         continue
                     source = pb  # a blank in between: a doubled letter
@@ -345,34 +399,41 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                     source = total
                 if source + p + lm_score + beta < floor:
                     continue  # cannot come near the best prefix: the LM only lowers it further
+                x = source + p
                 if char == " " and (not prefix or last == " "):
-                    e = entry(prefix, lm_score, frames)  # no leading or double spaces
-                    e[1] = _logsumexp(e[1], source + p)
+                    e = get(prefix)  # no leading or double spaces
+                    if e is None:
+                        nxt[prefix] = [neg, x, lm_score, frames, context]
+                    else:
+                        e[1] = _logsumexp(e[1], x)
                     continue
                 extended = prefix + char
-                e = nxt.get(extended)
-                if e is None:
-                    score = lm_score + alpha * lm.logp(prefix, char) + beta
-                    if words is not None:
-                        if char == " ":
-                            score += word_score(prefix)
-                        else:
-                            partial = extended[extended.rfind(" ") + 1:]
-                            if partial not in known and (len(partial) == 1 or partial[:-1] in known):
-                                score += unknown  # the word just left the vocabulary
-                    if score == neg:
-                        continue
-                    e = entry(extended, score, frames + [t])
-                e[1] = _logsumexp(e[1], source + p)
+                e = get(extended)
+                if e is not None:
+                    e[1] = _logsumexp(e[1], x)
+                    continue
+                score = lm_score + alpha * context_logp(context, char) + beta
+                if words is not None:
+                    if char == " ":
+                        score += word_score(prefix)
+                    else:
+                        partial = extended[extended.rfind(" ") + 1:]
+                        if partial not in known and (len(partial) == 1 or partial[:-1] in known):
+                            score += unknown  # the word just left the vocabulary
+                if score != neg:
+                    nxt[extended] = [neg, x, score, (t, frames), (context + char)[1:]]
         if not nxt:  # no blank above ``prune``, and no prefix may take the letter heard (a closed vocabulary)
             continue  # every prefix would pay the same for this frame: skip it
-        ranked = sorted(nxt.items(), key=lambda kv: -(_logsumexp(kv[1][0], kv[1][1]) + kv[1][2]))[:beam]
-        beams = dict(ranked)
-        best_score = _logsumexp(ranked[0][1][0], ranked[0][1][1]) + ranked[0][1][2]
+        entries = list(nxt.items())
+        ranks = [-((pb if pnb == neg else pnb if pb == neg else pb + log(1.0 + exp(pnb - pb)) if pb > pnb
+                    else pnb + log(exp(pb - pnb) + 1.0)) + lm_score) for pb, pnb, lm_score, *_ in nxt.values()]
+        kept = sorted(range(len(ranks)), key=ranks.__getitem__)[:beam]  # stable: ties keep their order
+        beams = {entries[i][0]: entries[i][1] for i in kept}
+        best_score = -ranks[kept[0]]
 
     def closed(item: tuple[str, list]) -> float:
         """The score once the segment ends: it closes the last word, and the sentence."""
-        prefix, (pb, pnb, lm_score, _) = item
+        prefix, (pb, pnb, lm_score, *_) = item
         score = _logsumexp(pb, pnb) + lm_score + alpha * lm.logp(prefix, " ")
         text = prefix.rstrip(" ")
         if words is not None and text:
@@ -384,4 +445,9 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
     best = max(beams.items(), key=closed)
     if closed(best) == neg:
         return "", []  # every prefix ends inside a word of a closed vocabulary
-    return best[0].rstrip(), best[1][3][: len(best[0].rstrip())]
+    frames, node = [], best[1][3]
+    while node is not None:
+        frame, node = node
+        frames.append(frame)
+    text = best[0].rstrip()
+    return text, frames[::-1][: len(text)]

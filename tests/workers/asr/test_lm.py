@@ -1,13 +1,22 @@
 import dataclasses
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from models import ARTIFACTS
+from workers.asr.audio import read_audio
 from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM, beam_search
-from workers.asr.text import ALPHABET
-from workers.settings import AsrSettings
+from workers.asr.recognizer import AcousticModel, Recognizer
+from workers.asr.text import ALPHABET, VOCAB_SIZE
+from workers.settings import AsrSettings, OnnxSettings
 
 from .lattices import lattice
+from .reference_search import reference_beam_search
+
+MODEL = ARTIFACTS / "asr"
+SAMPLES = Path(__file__).resolve().parents[3] / "workers" / "asr" / "samples"
 
 CORPUS = ["the exhibition of printing", "the exhibition was open", "printing in the exhibition"] * 5
 
@@ -125,3 +134,70 @@ def test_a_closed_list_still_tries_a_word_whose_first_letter_is_barely_heard() -
     assert "f" not in models.search(lattice(spec), settings).text
     found = models.search(lattice(spec), settings, Phrases.parse(["five", "nine"]))
     assert found.text == "five" and found.frames[0] in (10, 11)
+
+
+def _spoken(text: str, rng: np.random.Generator) -> np.ndarray:
+    """A peaky CTC-like lattice of ``text``: each character over 1-3 frames at a random confidence, blanks
+    between, and every frame's other tokens given random small shares (some above ``prune``)."""
+    rows = []
+    for ch in text:
+        for _ in range(rng.integers(1, 4)):
+            row = rng.dirichlet(np.full(VOCAB_SIZE, 0.05)) * rng.uniform(0.0, 0.6)
+            row[ALPHABET.index(ch) + 1] += 1.0 - row.sum()
+            rows.append(row)
+        for _ in range(rng.integers(0, 3)):
+            row = rng.dirichlet(np.full(VOCAB_SIZE, 0.05)) * rng.uniform(0.0, 0.3)
+            row[0] += 1.0 - row.sum()
+            rows.append(row)
+    return np.log(np.maximum(np.array(rows), 1e-12)).astype(np.float32)
+
+
+def _finals_lattices(path: Path, rate: int | None = None) -> list[np.ndarray]:
+    """The committed acoustic model's log-probabilities for each final of a bundled sample (at ``rate``)."""
+    recognizer = Recognizer.from_settings(AcousticModel(MODEL, OnnxSettings()), AsrSettings())
+    audio, native = read_audio(path)
+    if rate is not None:
+        audio, native = audio[:: native // rate], rate
+    stream, step, found = recognizer.new_stream(native), int(0.16 * native), []
+    for i in range(0, len(audio), step):
+        [segments] = recognizer.accept([stream], [audio[i:i + step]], [i + step >= len(audio)], defer_search=True)
+        found += [s.lattice for s in segments if s.final and s.lattice is not None]
+    return found
+
+
+def test_the_search_finds_what_the_plain_prefix_beam_search_finds_bit_for_bit() -> None:
+    """The search is tuned for speed (it is every final's cost); the reference is the same algorithm written
+    plainly. Same text and frames for every setting the worker uses (open dictation with and without the
+    word LM, beam 32 and the busy beam 8, with and without the margin, an open and a closed phrase list), on
+    the committed model's lattices of the bundled samples (also at 8 kHz) and on made-up ones."""
+    models = LanguageModels.load(MODEL)
+    assert models is not None and models.words is not None
+    lattices = [lp.astype(np.float32) for sample in sorted(SAMPLES.glob("*.wav")) for rate in (None, 8000)
+                for lp in _finals_lattices(sample, rate)]
+    rng = np.random.default_rng(7)
+    lattices += [_spoken(text, rng) for text in ("the exhibition of printing was open", "four two nine one",
+                                                 "my card was swallowed by the machine", "zero")]
+    settings = SearchSettings.of(AsrSettings())
+    digits = Phrases.parse(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    cases = [(dataclasses.replace(settings, beam=32), models.words, settings.unknown_word),
+             (dataclasses.replace(settings, beam=8), models.words, settings.unknown_word),
+             (dataclasses.replace(settings, beam=16, margin=math.inf), None, 0.0),
+             (dataclasses.replace(settings, prune=settings.phrase_prune, margin=math.inf), digits.words(), -math.inf),
+             (settings, Phrases.parse(["four", "two", "[unk]"]).words(), settings.unknown_word)]
+    texts = set()
+    for log_probs in lattices:
+        for s, words, unknown in cases:
+            args = (log_probs, models.chars, s.beam, s.lm_weight, s.lm_bonus, s.prune, words, s.word_weight,
+                    unknown, s.margin)
+            found = beam_search(*args)
+            assert found == reference_beam_search(*args), (s, unknown)
+            texts.add(found[0])
+    assert len(lattices) >= 8 and len(texts) > len(lattices)  # real sentences, and each setting finds its own
+
+
+def test_a_character_context_is_the_history_padded_at_a_segment_start() -> None:
+    lm = CharLM.train(CORPUS, order=4, min_count=1)
+    assert lm.context("") == "   " and lm.context("th") == " th" and lm.context("the exhibition") == "ion"
+    assert lm.context("the ex" + "h") == (lm.context("the ex") + "h")[1:]
+    assert lm.logp("th", "e") == lm.context_logp(" th", "e")
+    assert CharLM.train(CORPUS, order=1).context("the") == ""
