@@ -6,7 +6,9 @@
 #                                   MODEL_ONLY_S (3) seconds each, WORKLOADS (asr,clicks,bot)
 #   deploy/gpu/measure.sh asr       workers bench asr, ours only, climbing to 1,024 real-time streams
 #                                   (STREAMS=64,128,... to choose the ladder; PROCESSES=N to run ours as
-#                                   `workers serve asr --processes N`, for when one process's front end is the limit)
+#                                   `workers serve asr --processes N`, for when one process's front end is the limit;
+#                                   SEARCH_PROCESSES finals' search processes per worker process, 6 / N by default:
+#                                   500 streams of continuous speech need ~7 of this build machine's cores at beam 32)
 #   deploy/gpu/measure.sh clicks    workers bench clicks, ours only (likewise bot); BENCH_S (15) seconds a phase
 #
 # Each fits in one device call (10 minutes). What it writes under $OUT comes back with the call: the JSON
@@ -29,8 +31,10 @@ case "$what" in
     python3 -c "import json,sys; [print(r) for r in json.load(open(sys.argv[1]))['rows']]" "$out/model-only.json"
     exit $rc ;;
   asr)
+    search=${SEARCH_PROCESSES:-$(( (6 + ${PROCESSES:-1} - 1) / ${PROCESSES:-1} ))}
     python3 -m workers bench asr --systems ours --streams "${STREAMS:-64,128,256,384,512,640,768,1024}" \
-      --processes "${PROCESSES:-1}" --seconds "${BENCH_S:-15}" --json > "$out/asr.json" 2> "$out/asr.log" ;;
+      --processes "${PROCESSES:-1}" --worker-env "WORKERS_ASR_SEARCH_PROCESSES=$search" --seconds "${BENCH_S:-15}" \
+      --json > "$out/asr.json" 2> "$out/asr.log" ;;
   clicks|bot)
     python3 -m workers bench "$what" --systems ours --processes "${PROCESSES:-1}" --seconds "${BENCH_S:-15}" --json \
       > "$out/$what.json" 2> "$out/$what.log" ;;

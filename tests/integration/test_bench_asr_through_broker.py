@@ -30,6 +30,8 @@ def test_bench_asr_climbs_stream_counts_for_every_system(tmp_path) -> None:
             assert r["partial_latency_s"]["p95"] > 0 and r["rtfx"] > 0
         assert report[system]["max_streams"] == 2
     assert report["ours"]["runs"][-1]["batch_size_mean"] >= 1
+    for r in report["ours"]["runs"]:  # every final of speech is searched, at the beam or the busy beam
+        assert sum(r["final_searches_by_beam"].values()) >= (1 if r["finals"] else 0), r
     assert report["model_only"]["unit"] == "RTFX" and report["model_only"]["throughput"] > 0
     assert set(report["ratios"]) == {"baseline_predict", "baseline_tf_function"}
     assert plot.stat().st_size > 10_000

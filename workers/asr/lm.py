@@ -318,7 +318,8 @@ class _Frame:
 def _frames(log_probs: np.ndarray, prune: float) -> Iterator[_Frame]:
     rows = log_probs.tolist()  # Python floats: indexing numpy scalars in the loop costs more than the search
     above = log_probs > prune
-    chars: list[str | None] = [None, *_CHARS]
+    chars: list[str | None] = [None, *_CHARS]  # token i + 1 is the character _CHARS[i]
+    assert chars[BLANK] is None
     for t, row in enumerate(rows):
         tokens = np.flatnonzero(above[t]).tolist() or [int(log_probs[t].argmax())]
         yield _Frame([(row[i], chars[i]) for i in tokens])
@@ -334,9 +335,10 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
     tried, nor extensions scoring ``margin`` below the best prefix of the frame before. Returns the text
     and, per character, the frame it was first emitted at.
 
-    It is the hot loop of every final (pure Python, run in :mod:`workers.asr.finals`' processes), so the
-    log-sum-exp of the per-prefix updates is written out in place: ``_logsumexp(x, y)`` where ``x`` may be
-    ``-inf``, bit for bit."""
+    It is every final's cost (pure Python, in :mod:`workers.asr.finals`' processes), so it is written for
+    speed: the log-sum-exps are spelled out in place, each prefix carries its character LM context and its
+    frames as a linked list, and a prefix the margin rules out tries only the blank and its last character.
+    Each finds bit for bit what the plain search finds (``tests/workers/asr/reference_search.py``)."""
     neg = -math.inf
     log, exp = math.log, math.exp
     known = words.prefixes if words is not None else frozenset()

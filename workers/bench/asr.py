@@ -94,10 +94,29 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
     if sut.metrics_urls:
         batch = histogram_delta(before, after, "workers_batch_size")
         inference = histogram_delta(before, after, "workers_inference_seconds")
-        figures |= {"batch_size_mean": batch["mean"], "inference_s_mean_per_batch": inference["mean"]}
+        figures |= {"batch_size_mean": batch["mean"], "inference_s_mean_per_batch": inference["mean"],
+                    "final_searches_by_beam": searches_by_beam(before, after)}
     log.info("%s, %d streams: partial p50 %s p95 %s s, RTFX %s, answered %.1f%%", system, streams,
              run["partial_latency_s"]["p50"], run["partial_latency_s"]["p95"], figures["rtfx"], 100 * answered)
     return figures
+
+
+def searches_by_beam(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Finals' beam searches between two scrapes by the width they ran with: the configured beam, the busy
+    beam once the search processes were backlogged (less accurate finals), 0 for a search that failed."""
+    prefix = "workers_asr_final_searches_total{beam="
+    found = {key[len(prefix):-1]: int(value - before.get(key, 0)) for key, value in after.items()
+             if key.startswith(prefix)}
+    return {beam: n for beam, n in sorted(found.items(), key=lambda kv: -int(kv[0])) if n}
+
+
+def busy_share(run: dict[str, Any]) -> float | None:
+    """The share of a run's searched finals that ran narrower than the widest beam seen (the busy beam)."""
+    searches = run.get("final_searches_by_beam") or {}
+    if not searches:
+        return None
+    widest = max(searches, key=int)
+    return 1 - searches[widest] / sum(searches.values())
 
 
 def keeps_up(run: dict[str, Any], target_p95_s: float) -> bool:
@@ -184,15 +203,16 @@ def format_table(report: dict[str, Any]) -> str:
              f"real time, {report['clips']} clips, {report['cpu_count']} CPUs"
              + (f", ours as {report['processes']} processes" if report.get("processes", 1) > 1 else ""),
              f"{'system':<22}{'streams':>8}{'RTFX':>7}{'answered':>9}  {'partial ms avg/p50/p90/p95/p99':<36}"
-             f"{'final ms p50/p95':<18}{'batch':>6}{'infer ms':>9}{'CPU':>6}{'RSS MB':>8}"]
+             f"{'final ms p50/p95':<18}{'busy':>6}{'batch':>6}{'infer ms':>9}{'CPU':>6}{'RSS MB':>8}"]
     for system in SYSTEMS:
         for run in report.get(system, {}).get("runs", []):
             p, f = run["partial_latency_s"], run["final_latency_s"]
             partial = "/".join(ms(p[k]) for k in ("avg", "p50", "p90", "p95", "p99"))
             final = "/".join(ms(f[k]) for k in ("p50", "p95"))
-            infer = run.get("inference_s_mean_per_batch")
+            infer, busy = run.get("inference_s_mean_per_batch"), busy_share(run)
             lines.append(f"{system:<22}{run['streams']:>8}{run['rtfx']:>7.1f}{run['answered_fraction']:>9.1%}  "
-                         f"{partial:<36}{final:<18}{run.get('batch_size_mean') or 1:>6.1f}{ms(infer):>9}"
+                         f"{partial:<36}{final:<18}{'-' if busy is None else f'{busy:.0%}':>6}"
+                         f"{run.get('batch_size_mean') or 1:>6.1f}{ms(infer):>9}"
                          f"{run['cpu_cores']:>6.2f}{run['peak_rss_mb']:>8.0f}")
     target = ms(report["target_p95_s"])
     for system in SYSTEMS:
@@ -202,6 +222,7 @@ def format_table(report: dict[str, Any]) -> str:
         m = report["model_only"]
         lines.append(f"model only (ONNX Runtime, {m['batch_size']} streams' chunks per call): RTFX {m['throughput']:,.1f}; "
                      f"end to end is {m['end_to_end_fraction']:.0%} of it")
-    lines.append("(RTFX: audio seconds answered per wall second; answered: chunks with a result; the ladder stops at "
+    lines.append("(RTFX: audio seconds answered per wall second; answered: chunks with a result; busy: finals searched "
+                 "with the narrower busy beam because the search processes were backlogged; the ladder stops at "
                  "the first stream count over the target)")
     return "\n".join(lines)

@@ -245,12 +245,14 @@ class GpuSampler:
 
 
 def scrape(metrics_url: str) -> dict[str, float]:
-    """Sample name (+ ``le`` for buckets) -> value, summed over all other labels."""
+    """Sample name (+ ``|le`` for buckets, ``{beam=N}`` for the ASR finals' searches) -> value, summed over all
+    other labels."""
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
     values: Counter[str] = Counter()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name = sample.name + (f"|{sample.labels['le']}" if "le" in sample.labels else "")
+            name += f"{{beam={sample.labels['beam']}}}" if "beam" in sample.labels else ""
             values[name] += sample.value
     return dict(values)
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from models import ARTIFACTS
-from workers.bench.asr import AsrBenchOptions, format_table, keeps_up, summarise
+from workers.bench.asr import AsrBenchOptions, busy_share, format_table, keeps_up, searches_by_beam, summarise
 
 
 def run(system: str, streams: int, p95: float | None, answered: float = 1.0) -> dict:
@@ -41,6 +41,21 @@ def test_summary_reports_the_largest_stream_count_under_the_target(monkeypatch) 
     table = format_table(report)
     assert "ours: 16 real-time streams with p95 partial < 300 ms" in table and "25%" in table
     json.dumps(report)
+
+
+def test_finals_searched_with_the_busy_beam_are_counted_between_scrapes() -> None:
+    name = "workers_asr_final_searches_total"
+    before = {f"{name}{{beam=32}}": 10.0, f"{name}{{beam=8}}": 1.0, "workers_batch_size_count": 3.0}
+    after = {f"{name}{{beam=32}}": 40.0, f"{name}{{beam=8}}": 11.0, f"{name}{{beam=0}}": 0.0,
+             "workers_batch_size_count": 9.0}
+    searches = searches_by_beam(before, after)
+    assert searches == {"32": 30, "8": 10}  # a width that did not run is left out
+    assert busy_share({"final_searches_by_beam": searches}) == 0.25
+    assert busy_share({"final_searches_by_beam": {}}) is None and busy_share({}) is None
+    report = {"seconds_per_run": 15, "chunk_s": 0.16, "clips": 1, "cpu_count": 2, "target_p95_s": 0.3,
+              "ours": {"max_streams": 8, "runs": [run("ours", 8, 0.1) | {"final_searches_by_beam": searches}]}}
+    row = next(line for line in format_table(report).splitlines() if line.startswith("ours "))
+    assert " 25% " in row
 
 
 @pytest.mark.skipif(not (ARTIFACTS / "asr" / "keras_weights.npz").exists(), reason="no ASR Keras weights")
