@@ -353,15 +353,16 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
             return neg  # the beginning of a known word, not a word
         return gamma * words.logp(before, word)
 
-    # prefix -> [log p ending in blank, log p ending in a character, LM score, frames, the char LM's context]
-    # (frames: the frame each character was emitted at, as a linked list (frame, frames before) from the last)
-    beams: dict[str, list] = {"": [0.0, neg, 0.0, None, lm.context("")]}
+    # prefix -> [log p ending in blank, log p ending in a character, LM score, frames, the char LM's context,
+    # the word the prefix ends in ("" after a space)]; frames: the frame each character was emitted at, as a
+    # linked list (frame, frames before) from the last
+    beams: dict[str, list] = {"": [0.0, neg, 0.0, None, lm.context(""), ""]}
     best_score = 0.0
     for t, frame in enumerate(_frames(log_probs, prune)):
         floor = best_score - margin
         nxt: dict[str, list] = {}
         get = nxt.get
-        for prefix, (pb, pnb, lm_score, frames, context) in beams.items():
+        for prefix, (pb, pnb, lm_score, frames, context, word) in beams.items():
             if pb == neg:
                 total = pnb
             elif pnb == neg:
@@ -380,7 +381,7 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                 if char is None:  # the blank
                     e, x = get(prefix), total + p
                     if e is None:
-                        nxt[prefix] = [x, neg, lm_score, frames, context]
+                        nxt[prefix] = [x, neg, lm_score, frames, context, word]
                     elif e[0] == neg:
                         e[0] = x
                     else:
@@ -389,7 +390,7 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                 if char == last:
                     e, x = get(prefix), pnb + p  # a repeat collapses into the same character
                     if e is None:
-                        nxt[prefix] = [neg, x, lm_score, frames, context]
+                        nxt[prefix] = [neg, x, lm_score, frames, context, word]
                     elif e[1] == neg:
                         e[1] = x
                     else:
@@ -405,7 +406,7 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                 if char == " " and (not prefix or last == " "):
                     e = get(prefix)  # no leading or double spaces
                     if e is None:
-                        nxt[prefix] = [neg, x, lm_score, frames, context]
+                        nxt[prefix] = [neg, x, lm_score, frames, context, word]
                     else:
                         e[1] = _logsumexp(e[1], x)
                     continue
@@ -415,20 +416,19 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                     e[1] = _logsumexp(e[1], x)
                     continue
                 score = lm_score + alpha * context_logp(context, char) + beta
+                grown = "" if char == " " else word + char
                 if words is not None:
                     if char == " ":
                         score += word_score(prefix)
-                    else:
-                        partial = extended[extended.rfind(" ") + 1:]
-                        if partial not in known and (len(partial) == 1 or partial[:-1] in known):
-                            score += unknown  # the word just left the vocabulary
+                    elif grown not in known and (not word or word in known):
+                        score += unknown  # the word just left the vocabulary
                 if score != neg:
-                    nxt[extended] = [neg, x, score, (t, frames), (context + char)[1:]]
+                    nxt[extended] = [neg, x, score, (t, frames), (context + char)[1:], grown]
         if not nxt:  # no blank above ``prune``, and no prefix may take the letter heard (a closed vocabulary)
             continue  # every prefix would pay the same for this frame: skip it
         entries = list(nxt.items())
         ranks = [-((pb if pnb == neg else pnb if pb == neg else pb + log(1.0 + exp(pnb - pb)) if pb > pnb
-                    else pnb + log(exp(pb - pnb) + 1.0)) + lm_score) for pb, pnb, lm_score, *_ in nxt.values()]
+                    else pnb + log(exp(pb - pnb) + 1.0)) + lm_score) for pb, pnb, lm_score, _, _, _ in nxt.values()]
         kept = sorted(range(len(ranks)), key=ranks.__getitem__)[:beam]  # stable: ties keep their order
         beams = {entries[i][0]: entries[i][1] for i in kept}
         best_score = -ranks[kept[0]]
