@@ -215,7 +215,7 @@ class AsrSettings(_Section):
         "where it delays every partial of that batch.")
     busy_beam: int = Field(
         8, ge=1, description="Beam width of a final searched while search_backlog searches are already waiting "
-        "or running: less accurate (held-out LJ WER 0.539 against 0.424 at 32) and ~2.2x cheaper, so a burst of "
+        "or running: less accurate (held-out LJ WER 0.539 against 0.424 at 32) and ~2.5x cheaper, so a burst of "
         "finals does not queue without bound.")
     search_backlog: int = Field(
         4, ge=1, description="Searches waiting or running in the search processes at which a new final is "
