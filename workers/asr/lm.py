@@ -316,7 +316,8 @@ class _Frame:
 
 
 def _frames(log_probs: np.ndarray, prune: float) -> Iterator[_Frame]:
-    rows = log_probs.tolist()  # Python floats: indexing numpy scalars in the loop costs more than the search
+    """The search's view of each frame of ``log_probs`` [T, vocab]."""
+    rows = log_probs.tolist()  # Python floats: a numpy scalar per lookup costs more than the arithmetic on it
     above = log_probs > prune
     chars: list[str | None] = [None, *_CHARS]  # token i + 1 is the character _CHARS[i]
     assert chars[BLANK] is None
