@@ -24,9 +24,9 @@ from typing import Any
 from workers.asr.live import replay
 from workers.bench.probe import ProcessSampler, histogram_delta
 from workers.bench.runner import (SYSTEMS, SystemUnderTest, bench_broker, partitions_for, save_figure,
-                                  worker_onnx_settings)
+                                  worker_onnx_settings, worker_settings)
 from workers.bench.workloads import asr_model_only
-from workers.settings import KafkaSettings
+from workers.settings import AsrSettings, KafkaSettings
 from workers.transport.factory import ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
         batch = histogram_delta(before, after, "workers_batch_size")
         inference = histogram_delta(before, after, "workers_inference_seconds")
         figures |= {"batch_size_mean": batch["mean"], "inference_s_mean_per_batch": inference["mean"],
+                    "search_beam": worker_settings(AsrSettings, options.worker_env).beam,
                     "final_searches_by_beam": searches_by_beam(before, after)}
     log.info("%s, %d streams: partial p50 %s p95 %s s, RTFX %s, answered %.1f%%", system, streams,
              run["partial_latency_s"]["p50"], run["partial_latency_s"]["p95"], figures["rtfx"], 100 * answered)
@@ -111,12 +112,12 @@ def searches_by_beam(before: dict[str, float], after: dict[str, float]) -> dict[
 
 
 def busy_share(run: dict[str, Any]) -> float | None:
-    """The share of a run's searched finals that ran narrower than the widest beam seen (the busy beam)."""
+    """The share of a run's searched finals that ran narrower than the worker's beam (``search_beam``): with
+    the busy beam, or greedy because the search failed."""
     searches = run.get("final_searches_by_beam") or {}
     if not searches:
         return None
-    widest = max(searches, key=int)
-    return 1 - searches[widest] / sum(searches.values())
+    return 1 - searches.get(str(run["search_beam"]), 0) / sum(searches.values())
 
 
 def keeps_up(run: dict[str, Any], target_p95_s: float) -> bool:

@@ -29,16 +29,19 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from workers.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
 from workers.bench.workloads import WORKLOADS, Workload
 from workers.broker import EmbeddedBroker, free_port
+from pydantic_settings import BaseSettings
+
 from workers.settings import KafkaSettings, OnnxSettings
 from workers.transport.factory import ensure_topics
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 log = logging.getLogger(__name__)
 SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
 PARTITIONS = 4
@@ -265,10 +268,16 @@ def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: B
     return report
 
 
+def worker_settings(kind: type[SettingsT], env: dict[str, str]) -> SettingsT:
+    """One group of the settings our worker ran with (``OnnxSettings``, ``AsrSettings``): its defaults, the
+    environment, then ``--worker-env``."""
+    prefix = kind.model_config.get("env_prefix", "")
+    return kind(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)})
+
+
 def worker_onnx_settings(env: dict[str, str]) -> OnnxSettings:
-    """The ONNX Runtime settings our worker ran with: its defaults, the environment, then ``--worker-env``."""
-    prefix = "WORKERS_ONNX_"
-    return OnnxSettings(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)})
+    """The ONNX Runtime settings our worker ran with."""
+    return worker_settings(OnnxSettings, env)
 
 
 def _same_rate(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -50,10 +50,12 @@ def test_finals_searched_with_the_busy_beam_are_counted_between_scrapes() -> Non
              "workers_batch_size_count": 9.0}
     searches = searches_by_beam(before, after)
     assert searches == {"32": 30, "8": 10}  # a width that did not run is left out
-    assert busy_share({"final_searches_by_beam": searches}) == 0.25
-    assert busy_share({"final_searches_by_beam": {}}) is None and busy_share({}) is None
+    assert busy_share({"final_searches_by_beam": searches, "search_beam": 32}) == 0.25
+    assert busy_share({"final_searches_by_beam": {"8": 5}, "search_beam": 32}) == 1.0  # every final was busy
+    assert busy_share({"final_searches_by_beam": {}, "search_beam": 32}) is None and busy_share({}) is None
     report = {"seconds_per_run": 15, "chunk_s": 0.16, "clips": 1, "cpu_count": 2, "target_p95_s": 0.3,
-              "ours": {"max_streams": 8, "runs": [run("ours", 8, 0.1) | {"final_searches_by_beam": searches}]}}
+              "ours": {"max_streams": 8, "runs": [run("ours", 8, 0.1) | {"final_searches_by_beam": searches,
+                                                                         "search_beam": 32}]}}
     row = next(line for line in format_table(report).splitlines() if line.startswith("ours "))
     assert " 25% " in row
 
