@@ -383,8 +383,6 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                     e, x = get(prefix), total + p
                     if e is None:
                         nxt[prefix] = [x, neg, lm_score, frames, context, word]
-                    elif e[0] == neg:
-                        e[0] = x
                     else:
                         e[0] = _logsumexp(e[0], x)
                     continue
@@ -392,8 +390,6 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
                     e, x = get(prefix), pnb + p  # a repeat collapses into the same character
                     if e is None:
                         nxt[prefix] = [neg, x, lm_score, frames, context, word]
-                    elif e[1] == neg:
-                        e[1] = x
                     else:
                         e[1] = _logsumexp(e[1], x)
                     if pb == neg:
