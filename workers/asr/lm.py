@@ -337,9 +337,9 @@ def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float =
     and, per character, the frame it was first emitted at.
 
     It is every final's cost (pure Python, in :mod:`workers.asr.finals`' processes), so it is written for
-    speed: the log-sum-exps are spelled out in place, each prefix carries its character LM context and its
-    frames as a linked list, and a prefix the margin rules out tries only the blank and its last character.
-    Each finds bit for bit what the plain search finds (``tests/workers/asr/reference_search.py``)."""
+    speed: the hottest log-sum-exps are spelled out in place, each prefix carries its character LM context, its
+    last word and its frames (as a linked list), and a prefix the margin rules out tries only the blank and its
+    last character. It finds bit for bit what the plain search finds (``tests/workers/asr/reference_search.py``)."""
     neg = -math.inf
     log, exp = math.log, math.exp
     known = words.prefixes if words is not None else frozenset()
