@@ -213,6 +213,10 @@ class AsrSettings(_Section):
         1, ge=0, description="Processes running the finals' beam search, off the batch loop: a final is sent when "
         "its search is done, and the stream's later results wait behind it. 0 runs the search in the batch loop, "
         "where it delays every partial of that batch.")
+    search_nice: int = Field(
+        0, ge=0, le=19, description="Niceness added to the search processes: above 0 the batch loop (partials) "
+        "gets the CPU first where both want it, and finals wait longer. 10 on 2 cores at 128 streams: partial p95 "
+        "0.97-1.3 -> 0.34-0.59 s, final p95 3.0 -> 3.9-4.4 s (docs/benchmarks.md).")
     busy_beam: int = Field(
         8, ge=1, description="Beam width of a final searched while search_backlog searches are already waiting "
         "or running: less accurate (held-out LJ WER 0.539 against 0.424 at 32) and ~2.5x cheaper, so a burst of "

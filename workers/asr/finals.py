@@ -30,10 +30,12 @@ log = logging.getLogger(__name__)
 _child_lm: LanguageModels | None = None
 
 
-def _start_child(model_dir: str, parent: int) -> None:
-    """Pool initializer: load the LMs, and leave when the worker is gone (a worker killed with -9 never
-    shuts its pool down, and an orphaned child would live on)."""
+def _start_child(model_dir: str, parent: int, nice: int = 0) -> None:
+    """Pool initializer: lower the priority by ``nice``, load the LMs, and leave when the worker is gone (a
+    worker killed with -9 never shuts its pool down, and an orphaned child would live on)."""
     global _child_lm
+    if nice:
+        os.nice(nice)
     _child_lm = LanguageModels.load(Path(model_dir))
 
     def exit_with_parent() -> None:
@@ -68,8 +70,9 @@ class FinalsPool:
     finals' delay bounded instead of letting the queue grow."""
 
     def __init__(self, model_dir: Path, processes: int, settings: SearchSettings, busy_beam: int | None = None,
-                 backlog: int = 4) -> None:
+                 backlog: int = 4, nice: int = 0) -> None:
         self.model_dir, self.processes, self.settings, self.backlog = model_dir, processes, settings, backlog
+        self.nice = nice
         self.busy_settings = dataclasses.replace(settings, beam=min(busy_beam or settings.beam, settings.beam))
         self._waiting = 0
         self._lock = threading.Lock()
@@ -78,7 +81,7 @@ class FinalsPool:
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs ONNX Runtime and client threads, which a fork would copy mid-flight
         return ProcessPoolExecutor(self.processes, multiprocessing.get_context("spawn"),
-                                   initializer=_start_child, initargs=(str(self.model_dir), os.getpid()))
+                                   initializer=_start_child, initargs=(str(self.model_dir), os.getpid(), self.nice))
 
     def warmup(self) -> None:
         """Start the children and load their LMs now, not on the first final."""

@@ -78,7 +78,7 @@ class AsrHandler(StatefulHandler[Chunk]):
         if self.recognizer.lm is not None and self.settings.search_processes:
             self.finals = FinalsPool(self.acoustic.model_dir, self.settings.search_processes,
                                      self.recognizer.search_settings, self.settings.busy_beam,
-                                     self.settings.search_backlog)
+                                     self.settings.search_backlog, self.settings.search_nice)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
         self._chunks = {o: metrics.ASR_CHUNKS.labels(worker=self.name, outcome=o)

@@ -96,3 +96,15 @@ def test_a_pool_child_exits_when_its_worker_is_killed() -> None:
     for pid in left:
         os.kill(int(pid), signal.SIGKILL)
     assert not left, f"pool processes outlived their worker: {left}"
+
+
+def test_a_niced_pool_searches_at_a_lower_priority_than_its_worker() -> None:
+    """``search_nice``: where the batch loop and the searches want the same CPU, the partials get it first."""
+    pool = FinalsPool(MODEL, 1, SETTINGS, nice=5)
+    try:
+        pool.warmup()
+        children = children_of(os.getpid())
+        niceness = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) for pid in children}
+    finally:
+        pool.close()
+    assert os.nice(0) + 5 in niceness.values(), niceness  # the search process (the others: the resource tracker)
