@@ -24,9 +24,9 @@ from typing import Any
 from workers.asr.live import replay
 from workers.bench.probe import ProcessSampler, histogram_delta
 from workers.bench.runner import (SYSTEMS, SystemUnderTest, bench_broker, partitions_for, save_figure,
-                                  worker_onnx_settings, worker_settings)
+                                  worker_settings)
 from workers.bench.workloads import asr_model_only
-from workers.settings import AsrSettings, KafkaSettings
+from workers.settings import AsrSettings, KafkaSettings, OnnxSettings
 from workers.transport.factory import ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], options: AsrBenchOptions) -
         report["plot"] = str(options.plot)
     if "ours" in runs and report["ours"]["max_streams"]:
         batch = report["ours"]["max_streams"]
-        model_only = asr_model_only(batch, 5.0, worker_onnx_settings(options.worker_env), options.chunk_s)
+        model_only = asr_model_only(batch, 5.0, worker_settings(OnnxSettings, options.worker_env), options.chunk_s)
         report["model_only"] = model_only | {
             "end_to_end_fraction": round(report["ours"]["throughput"] / model_only["throughput"], 3)}
         report["ratios"] = {b: {"max_streams_ratio": round(report["ours"]["max_streams"] / report[b]["max_streams"], 1)

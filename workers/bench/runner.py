@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic_settings import BaseSettings
 
 from workers.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
 from workers.bench.workloads import WORKLOADS, Workload
 from workers.broker import EmbeddedBroker, free_port
-from pydantic_settings import BaseSettings
-
 from workers.settings import KafkaSettings, OnnxSettings
 from workers.transport.factory import ensure_topics
 
@@ -251,7 +250,7 @@ def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: B
     if "ours" in results:
         ours = results["ours"]["runs"][0]
         batch = max(1, int(round(ours.get("batch_size_mean") or 1)))
-        model_only = workload.model_only(batch, 5.0, worker_onnx_settings(options.worker_env))
+        model_only = workload.model_only(batch, 5.0, worker_settings(OnnxSettings, options.worker_env))
         report["model_only"] = model_only | {
             "end_to_end_fraction": round(ours["throughput"] / model_only["throughput"], 3)}
         ratios: dict[str, Any] = {}
@@ -273,11 +272,6 @@ def worker_settings(kind: type[SettingsT], env: dict[str, str]) -> SettingsT:
     environment, then ``--worker-env``."""
     prefix = kind.model_config.get("env_prefix", "")
     return kind(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)})
-
-
-def worker_onnx_settings(env: dict[str, str]) -> OnnxSettings:
-    """The ONNX Runtime settings our worker ran with."""
-    return worker_settings(OnnxSettings, env)
 
 
 def _same_rate(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any] | None:

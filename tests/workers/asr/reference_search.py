@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from workers.asr.lm import CharLM, WordLM
+from workers.asr.lm import CharLM, WordLM, _last_word
 from workers.asr.text import ALPHABET, BLANK
 
 
@@ -16,11 +16,6 @@ def _logsumexp(a: float, b: float) -> float:
         return a
     m = max(a, b)
     return m + math.log(math.exp(a - m) + math.exp(b - m))
-
-
-def _last_word(prefix: str) -> tuple[str, str]:
-    parts = prefix.rstrip(" ").rsplit(" ", 2)
-    return (parts[-2] if len(parts) > 1 else WordLM.START), parts[-1]
 
 
 def reference_beam_search(log_probs: np.ndarray, lm: CharLM, beam: int, alpha: float, beta: float, prune: float,

@@ -57,11 +57,16 @@ def test_a_backlogged_pool_searches_narrower_until_it_catches_up() -> None:
     assert beams == [SETTINGS.beam, SETTINGS.beam, 4, 4, 4] and after == SETTINGS.beam
 
 
+def stat_fields(pid: str) -> list[str]:
+    """/proc/<pid>/stat after "(command name)": state, ppid, ... (index 16: the niceness)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def children_of(pid: int) -> list[str]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(command name)": state, ppid, ...
+            fields = stat_fields(stat.parent.name)
         except (FileNotFoundError, IndexError):
             continue
         if fields[1] == str(pid):
@@ -85,7 +90,7 @@ def test_a_pool_child_exits_when_its_worker_is_killed() -> None:
 
     def running(pid: str) -> bool:
         try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            return stat_fields(pid)[0] != "Z"
         except FileNotFoundError:
             return False
 
@@ -104,7 +109,7 @@ def test_a_niced_pool_searches_at_a_lower_priority_than_its_worker() -> None:
     try:
         pool.warmup()
         children = children_of(os.getpid())
-        niceness = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) for pid in children}
+        niceness = {pid: int(stat_fields(pid)[16]) for pid in children}
     finally:
         pool.close()
     assert os.nice(0) + 5 in niceness.values(), niceness  # the search process (the others: the resource tracker)
