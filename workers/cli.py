@@ -128,7 +128,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from models import ARTIFACTS
 
     out = Path(args.out) if args.out else ARTIFACTS / args.model
-    if args.model == "digits":
+    if args.model == "punctuation":
+        from models import punctuation
+
+        manifest = punctuation.train(Path(args.out) if args.out else punctuation.OUT, epochs=args.epochs or 30)
+    elif args.model == "digits":
         from models import digits
 
         manifest = digits.train(out)
@@ -418,13 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("train", help="train a model and export it to ONNX with a parity check")
-    p.add_argument("model", choices=["digits", "bot", "clicks", "asr"])
+    p.add_argument("model", choices=["digits", "bot", "clicks", "asr", "punctuation"],
+                   help="punctuation: the casing and punctuation tagger of the asr finals (in models/artifacts/asr/punctuation)")
     p.add_argument("--out", metavar="DIR", help="artifact directory (default: the committed one)")
     p.add_argument("--data", metavar="DIR", help="bot: folder with banking77/ and clinc150/ (default ../shared/data/bot)")
     p.add_argument("--events", metavar="FILE", help="clicks: event log to train on (TSV/CSV/JSONL)")
     p.add_argument("--model", dest="kind", choices=["gru", "baseline"], default="gru",
                    help="clicks: the GRU session model (default) or the successor-count baseline")
-    p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping, asr: 30 in its base stage)")
+    p.add_argument("--epochs", type=int, help="most epochs (bot: 6, clicks: 30 with early stopping, asr: 30 in its base stage, "
+                   "punctuation: 30 with early stopping)")
     p.add_argument("--max-minutes", type=float, help="asr: stop (checkpointed) after this long; the same command resumes")
     p.add_argument("--adapt-epochs", type=int, help="asr: epochs of the second stage (real speech padded with silence; "
                    "default 12, 0 skips it)")

@@ -184,7 +184,7 @@ def speech_workload(rate: float) -> Workload:
             return "", True  # an unchanged partial is not worth a line
         shown[result["stream_id"]] = result["text"]
         if result["type"] == "final":
-            return (f"{result['stream_id'][:22]:<22} FINAL \"{result['text']}\"\n"
+            return (f"{result['stream_id'][:22]:<22} FINAL \"{result.get('display', result['text'])}\"\n"
                     f"{'':<32}said  \"{expected.get(result['stream_id'], '?')}\""), True
         return f"{result['stream_id'][:22]:<22} #{result['seq']:<3} {result['text'][-70:]}", True
 

@@ -182,6 +182,10 @@ class AsrSettings(_Section):
         "characters' probability in the model's output) is below this is dropped from the final. 0 keeps every "
         "word. 0.05 halves the words made up in loud noise (85 -> 40 in 25 min of noise-only audio) and cost "
         "nothing on the development clips, but 5 of the unseen FSDD speaker's 391 right digits are that soft.")
+    punctuate: bool = Field(
+        True, description="Finals carry \"display\": their words with casing and punctuation (\"I was not at "
+        "Dallas.\"), from the tagger shipped in the model's punctuation/ folder (none: no display). \"text\" "
+        "and the words stay lower case, as WER is measured.")
     max_stream_s: float = Field(
         3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
         "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")

@@ -26,17 +26,22 @@ FILES = [SHARED / "pocketsphinx" / "librivox" / "sense_and_sensibility_01_austen
          SHARED / "fsdd" / "recordings" / "7_jackson_3.wav"]  # 16 kHz and 8 kHz (resampled by the worker)
 
 
-def transcribe(paths: list[Path], phrases: list[str] | None = None) -> dict[str, str]:
+def transcribed(paths: list[Path], phrases: list[str] | None = None) -> dict[str, dict]:
+    """``workers transcribe``'s line per file, by file name."""
     option = ["--phrases", ",".join(phrases)] if phrases else []
     out = subprocess.run([sys.executable, "-m", "workers", "transcribe", *option, *map(str, paths)], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
-    return {Path(line["file"]).name: line["text"] for line in map(json.loads, out.splitlines())}
+    return {Path(line["file"]).name: line for line in map(json.loads, out.splitlines())}
+
+
+def transcribe(paths: list[Path], phrases: list[str] | None = None) -> dict[str, str]:
+    return {name: line["text"] for name, line in transcribed(paths, phrases).items()}
 
 
 @pytest.mark.skipif(not FILES[0].exists(), reason="../shared/data/asr not present")
 def test_a_streamed_wav_yields_partials_then_the_final_transcribe_gives(kafka, topics, start_worker) -> None:
     start_worker("asr", kafka, topics)
-    expected = transcribe(FILES)
+    expected = transcribed(FILES)
     for path in FILES:
         seen: list[dict] = []
         rate, chunks = wav_chunks(path, 0.1, realtime=False)
@@ -45,7 +50,11 @@ def test_a_streamed_wav_yields_partials_then_the_final_transcribe_gives(kafka, t
         partials = [r for r in seen if r["type"] == "partial"]
         assert len(partials) >= 5 and seen[-1]["type"] == "final" and seen[-1]["end_of_stream"]
         assert [r["seq"] for r in partials] == sorted(r["seq"] for r in partials)
-        assert " ".join(f["text"] for f in finals) == expected[path.name]
+        assert " ".join(f["text"] for f in finals) == expected[path.name]["text"]
+        # written with casing and punctuation, as transcribe writes it; the words stay as heard
+        assert " ".join(f["display"] for f in finals) == expected[path.name]["display"]
+        assert [d.lower().strip(",.?") for f in finals for d in f["display"].split()] == expected[path.name]["text"].split()
+        assert not any("display" in r for r in partials)
         assert all(r["latency"]["event_to_result_ms"] >= 0 for r in seen)
         # a searched final's words carry their confidence; a partial's words do not
         assert all(0 <= w["confidence"] <= 1 for f in finals for w in f["words"])

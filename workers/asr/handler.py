@@ -268,6 +268,9 @@ class AsrHandler(StatefulHandler[Chunk]):
             result["latency"] = latency
         if segment.final:
             result["reason"] = segment.reason
+            display = self.recognizer.display(segment)
+            if display is not None:
+                result["display"] = display
         if context.gap:
             result["gap_chunks"] = context.gap
         if context.resumed:

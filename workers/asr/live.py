@@ -128,7 +128,7 @@ def run_mic(kafka: KafkaSettings, source: Iterator[np.ndarray], rate: int, strea
         if result.get("type") == "final":
             if result.get("text"):
                 finals.append(result)
-                print(("\r\033[K" if tty else "") + result["text"], file=out, flush=True)
+                print(("\r\033[K" if tty else "") + result.get("display", result["text"]), file=out, flush=True)
             if result.get("end_of_stream"):
                 done.set()
         elif tty:

@@ -22,6 +22,7 @@ import numpy as np
 
 from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler, push_features, resample_many
 from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSettings
+from workers.asr.punctuation import Punctuator
 from workers.asr.text import ALPHABET, BLANK
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import AsrSettings, OnnxSettings
@@ -197,6 +198,8 @@ class AcousticModel:
         self.model_dir = Path(model_dir)
         self.lm = LanguageModels.load(self.model_dir)
         """The language models shipped with the acoustic model, for the finals' beam search."""
+        self.punctuator = Punctuator.load(self.model_dir)
+        """The casing and punctuation tagger shipped with it, for the finals' ``display``."""
 
     @property
     def version(self) -> str:
@@ -232,8 +235,10 @@ class Recognizer:
     """Streams in, segments out. Not thread-safe: one caller (the engine's batch loop, or a CLI)."""
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
-                 search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0) -> None:
+                 search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0,
+                 punctuate: bool = True) -> None:
         self.model = model
+        self.punctuator = model.punctuator if punctuate else None
         self.speech_probability = speech_probability
         self.min_confidence = min_confidence
         self.endpoint_frames = max(1, round(endpoint_s / model.frame_s))
@@ -244,7 +249,7 @@ class Recognizer:
     @classmethod
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
-                   settings.speech_probability, settings.min_word_confidence)
+                   settings.speech_probability, settings.min_word_confidence, settings.punctuate)
 
     def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -381,6 +386,14 @@ class Recognizer:
                     word.word = Phrases.UNKNOWN
         segment.text = " ".join(w.word for w in segment.words)
         segment.lattice = None
+
+    def display(self, segment: Segment) -> str | None:
+        """A final's words written with casing and punctuation (once its search is applied); None for a
+        partial, or without a tagger. Partials stay lower case: a tagger that sees half a sentence would
+        change its mind with every chunk."""
+        if not segment.final or self.punctuator is None:
+            return None
+        return self.punctuator.display([w.word for w in segment.words])
 
     def _close(self, stream: Stream, end_s: float, reason: str, defer_search: bool) -> Segment:
         decoder = stream.decoder

@@ -28,7 +28,8 @@ class _File:
 
 def transcribe(paths: Iterable[str | Path], recognizer: Recognizer, chunk_s: float = CHUNK_S,
                batch: int = 32, phrases: Phrases | None = None) -> Iterator[dict[str, Any]]:
-    """One result per file, in order: ``file``, ``text`` (the finals joined), ``segments``, ``audio_s``.
+    """One result per file, in order: ``file``, ``text`` (the finals joined), ``display`` (the same with
+    casing and punctuation, when the model ships a tagger), ``segments``, ``audio_s``.
     ``phrases``: every file's phrase list (finals only; see :class:`workers.asr.lm.Phrases`)."""
     pending = list(paths)
     for start in range(0, len(pending), batch):
@@ -51,7 +52,12 @@ def transcribe(paths: Iterable[str | Path], recognizer: Recognizer, chunk_s: flo
                 files[i].finals += [s for s in segments if s.final and s.text]
             active = [i for i, end in zip(active, ends, strict=True) if not end]
         for f in files:
-            yield {"file": f.path, "text": " ".join(s.text for s in f.finals),
-                   "segments": [{"text": s.text, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
-                                 "words": [w.as_dict() for w in s.words]} for s in f.finals],
-                   "audio_s": round(len(f.audio) / f.rate, 3)}
+            displays = [recognizer.display(s) for s in f.finals]
+            segments = [{"text": s.text, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
+                         "words": [w.as_dict() for w in s.words]} for s in f.finals]
+            result: dict[str, Any] = {"file": f.path, "text": " ".join(s.text for s in f.finals)}
+            if recognizer.punctuator is not None:
+                result["display"] = " ".join(d for d in displays if d)
+                for segment, display in zip(segments, displays, strict=True):
+                    segment["display"] = display
+            yield result | {"segments": segments, "audio_s": round(len(f.audio) / f.rate, 3)}

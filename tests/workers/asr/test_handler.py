@@ -167,3 +167,26 @@ def test_a_phrase_list_sent_once_holds_for_the_stream_and_reaches_the_search_poo
     assert set(words) == {"the", "[unk]"}
     partial_words = {w["word"] for r in produced if r["type"] == "partial" for w in r["words"]}
     assert len(partial_words) > 3  # partials stay open dictation
+
+
+def test_finals_carry_their_words_written_with_casing_and_punctuation_unless_turned_off() -> None:
+    from workers.asr.audio import load_audio
+
+    pcm = float_to_pcm16(load_audio(SAMPLE))
+    produced: dict[bool, list[dict]] = {}
+    for punctuate in (True, False):
+        handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": 0, "punctuate": punctuate}))
+        try:
+            produced[punctuate] = [r for seq, start in enumerate(range(0, len(pcm), 5120))
+                                   for r in results(handler.process([chunk("s", seq, end=start + 5120 >= len(pcm),
+                                                                            pcm=pcm[start:start + 5120])])[0])]
+        finally:
+            handler.close()
+    finals = [r for r in produced[True] if r["type"] == "final"]
+    assert finals and all(r["display"] for r in finals)
+    assert not any("display" in r for r in produced[True] if r["type"] == "partial")
+    assert not any("display" in r for r in produced[False])
+    assert [r["text"] for r in produced[False]] == [r["text"] for r in produced[True]]  # the words are the same
+    display = " ".join(r["display"] for r in finals)
+    assert display[0].isupper() and display[-1] in ".?," and display.lower() != display
+    assert [w.lower().strip(",.?") for w in display.split()] == " ".join(r["text"] for r in finals).split()

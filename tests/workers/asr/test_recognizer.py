@@ -63,6 +63,7 @@ class ScriptedModel:
     """An acoustic model that emits a given token per 20 ms frame (tests the decoder and endpointing)."""
 
     stack, frame_s, version = 2, 0.02, "scripted"
+    punctuator = None  # finals stay as heard
 
     def __init__(self, tokens: list[int]) -> None:
         self.tokens, self.position = tokens, 0
