@@ -36,6 +36,9 @@ NAME = "punctuation"
 OUT = ARTIFACTS / "asr" / NAME
 Line = list[tuple[str, int, int]]
 EXAMPLE = "i was not at dallas on the twenty second was i"
+DILATIONS = (1, 2, 4, 8)
+WINDOW_WORDS = 1 + 2 * sum(DILATIONS)
+"""Words each word's labels see (kernel 3: one step of each dilation either side): 31."""
 
 
 def lines() -> tuple[list[Line], list[Line], dict[str, list[Line]]]:
@@ -64,7 +67,7 @@ def lines() -> tuple[list[Line], list[Line], dict[str, list[Line]]]:
             {k: [w for w in v if w] for k, v in tests.items()})
 
 
-def build(vocabulary: int, dim: int = 64, channels: int = 128, dilations: tuple[int, ...] = (1, 2, 4, 8)) -> Any:
+def build(vocabulary: int, dim: int = 64, channels: int = 128, dilations: tuple[int, ...] = DILATIONS) -> Any:
     import keras
 
     words = keras.Input((None,), dtype="int32", name="words")
@@ -215,7 +218,7 @@ def train(out: Path = OUT, epochs: int = 30, batch: int = 64, min_count: int = 2
     manifest: dict[str, Any] = {
         "name": NAME, "version": f"{NAME}-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}", "created": dt.datetime.now(dt.UTC).isoformat(),
         "inputs": report.inputs, "outputs": report.outputs,
-        "tagger": {"case": list(CASES), "mark": list(MARKS), "window_words": 31},
+        "tagger": {"case": list(CASES), "mark": list(MARKS), "window_words": WINDOW_WORDS},
         "data": {"train_lines": len(fit_lines), "vocabulary": len(vocabulary), "min_count": min_count,
                  "sources": "LJ Speech transcripts, normalised column (public domain), Banking77 train split "
                             "(CC BY 4.0), lines with digits left out",

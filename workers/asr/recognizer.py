@@ -13,6 +13,7 @@ language model (``lm.txt.gz``, when the model directory has one): here, or by th
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,8 +199,12 @@ class AcousticModel:
         self.model_dir = Path(model_dir)
         self.lm = LanguageModels.load(self.model_dir)
         """The language models shipped with the acoustic model, for the finals' beam search."""
-        self.punctuator = Punctuator.load(self.model_dir)
-        """The casing and punctuation tagger shipped with it, for the finals' ``display``."""
+
+    @functools.cached_property
+    def punctuator(self) -> Punctuator | None:
+        """The casing and punctuation tagger shipped with it, for the finals' ``display``: loaded when a
+        recogniser that punctuates asks for it, not by every user of the acoustic model."""
+        return Punctuator.load(self.model_dir)
 
     @property
     def version(self) -> str:

@@ -52,12 +52,11 @@ def transcribe(paths: Iterable[str | Path], recognizer: Recognizer, chunk_s: flo
                 files[i].finals += [s for s in segments if s.final and s.text]
             active = [i for i, end in zip(active, ends, strict=True) if not end]
         for f in files:
-            displays = [recognizer.display(s) for s in f.finals]
             segments = [{"text": s.text, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
                          "words": [w.as_dict() for w in s.words]} for s in f.finals]
             result: dict[str, Any] = {"file": f.path, "text": " ".join(s.text for s in f.finals)}
             if recognizer.punctuator is not None:
-                result["display"] = " ".join(d for d in displays if d)
-                for segment, display in zip(segments, displays, strict=True):
-                    segment["display"] = display
+                for segment, final in zip(segments, f.finals, strict=True):
+                    segment["display"] = recognizer.display(final)
+                result["display"] = " ".join(s["display"] for s in segments if s["display"])
             yield result | {"segments": segments, "audio_s": round(len(f.audio) / f.rate, 3)}

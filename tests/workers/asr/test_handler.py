@@ -176,6 +176,7 @@ def test_finals_carry_their_words_written_with_casing_and_punctuation_unless_tur
     produced: dict[bool, list[dict]] = {}
     for punctuate in (True, False):
         handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": 0, "punctuate": punctuate}))
+        assert ("punctuator" in vars(handler.acoustic)) == punctuate  # turned off, the tagger is not even loaded
         try:
             produced[punctuate] = [r for seq, start in enumerate(range(0, len(pcm), 5120))
                                    for r in results(handler.process([chunk("s", seq, end=start + 5120 >= len(pcm),
