@@ -463,9 +463,10 @@ def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) 
     from models import asr_data
     from workers.asr.lm import Phrases
     from workers.asr.recognizer import AcousticModel, Recognizer
+    from workers.asr.settings import AsrSettings
     from workers.asr.text import word_errors
     from workers.asr.transcribe import transcribe
-    from workers.settings import AsrSettings, OnnxSettings
+    from workers.settings import OnnxSettings
 
     chosen_sets = asr_data.evaluation_sets(sets)
     recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), AsrSettings())

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from models import ARTIFACTS
-from workers.broker import EmbeddedBroker, free_port, free_port_block
+from workers.devtools.broker import EmbeddedBroker, free_port, free_port_block
 from workers.client import read, send
 from workers.settings import KafkaSettings
 from workers.transport.records import OutgoingRecord, Record

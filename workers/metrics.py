@@ -1,5 +1,8 @@
 """Prometheus metrics of every worker: seconds, explicit buckets, few labels (worker, model, topic).
 
+A workload's own series live in its package (``WorkloadSpec.metrics`` names the module) and use the
+``workers_<workload>_`` prefix and the same buckets.
+
 Histograms (not summaries) so p50/p95/p99 aggregate across replicas in PromQL. Series about model
 work carry the model ``version``, so a hot reload shows as a new series, never a blend.
 """
@@ -58,17 +61,4 @@ MODEL_INFO = Gauge(
 )
 MODEL_RELOADS = Counter(
     "workers_model_reloads_total", "Model versions loaded while serving (hot reload), by outcome.", ["worker", "outcome"]
-)
-ASR_CHUNKS = Counter(
-    "workers_asr_chunks_total", "Audio chunks by what the stream made of them (accepted, duplicate, gap_filled).",
-    ["worker", "outcome"],
-)
-ASR_AUDIO = Counter("workers_asr_audio_seconds_total", "Seconds of audio recognised.", ["worker"])
-ASR_SEARCHES = Counter(
-    "workers_asr_final_searches_total", "Finals' beam searches off the batch loop, by the beam width they ran "
-    "with: asr.busy_beam while the search processes are backlogged, 0 when the search failed (greedy final).",
-    ["worker", "beam"],
-)
-ASR_SEGMENTS = Counter(
-    "workers_asr_segments_total", "Final segments emitted, by why they ended.", ["worker", "reason"]
 )

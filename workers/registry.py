@@ -1,59 +1,63 @@
-"""The workers this package serves, by name. Each entry builds a ready (loaded) handler."""
+"""The workloads installed in this environment, found through the ``workers.workloads`` entry points.
+
+This package registers its own workloads the same way a company's package registers its model, so the
+core treats both alike. ``WORKERS_EXTRA_WORKLOADS`` (comma-separated ``module:attribute`` references)
+adds specs without installing a distribution, e.g. while developing one.
+"""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+import os
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from models import ARTIFACTS
-from workers.engine.handler import Handler
-from workers.settings import Settings
+from workers.plugin import ENTRY_POINT_GROUP, WorkloadSpec, load_object
 
-_CLASSES = {
-    "tensor": "workers.tensor.handler:TensorHandler",
-    "bot": "workers.bot.handler:BotHandler",
-    "clicks": "workers.clicks.handler:ClicksHandler",
-    "asr": "workers.asr.handler:AsrHandler",
-}
-"""Name -> handler class, imported only when asked for (a worker loads only its own dependencies)."""
+if TYPE_CHECKING:
+    from workers.engine.handler import Handler
+    from workers.settings import Settings
 
 
-def handler_class(name: str) -> type[Handler]:
+@cache
+def _discover(extra: str) -> dict[str, WorkloadSpec]:
+    found: dict[str, WorkloadSpec] = {}
+    references = [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    references += [(None, ref.strip()) for ref in extra.split(",") if ref.strip()]
+    for registered, reference in references:
+        spec = load_object(reference)
+        if not isinstance(spec, WorkloadSpec):
+            raise TypeError(f"{reference} is a {type(spec).__name__}, not a workers.plugin.WorkloadSpec")
+        if registered is not None and registered != spec.name:
+            raise ValueError(f"entry point {registered!r} -> {reference} names its spec {spec.name!r}")
+        if spec.name in found and found[spec.name] != spec:
+            raise ValueError(f"two workloads are called {spec.name!r}: {reference} and another installed package")
+        found[spec.name] = spec
+    return dict(sorted(found.items()))
+
+
+def workloads() -> dict[str, WorkloadSpec]:
+    """Name -> spec of every installed workload, sorted by name."""
+    return _discover(os.environ.get("WORKERS_EXTRA_WORKLOADS", ""))
+
+
+def get(name: str) -> WorkloadSpec:
+    known = workloads()
+    if name not in known:
+        raise SystemExit(f"unknown worker {name!r}; installed: {', '.join(known) or 'none'}")
+    return known[name]
+
+
+def handler_class(name: str) -> type[Handler[Any]]:
     """The handler class (topics, partitions) without loading its model."""
-    module, _, cls = _CLASSES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return get(name).handler_class()
 
 
-def _tensor(model_dir: Path | None, settings: Settings) -> Handler:
-    from workers.tensor.handler import DEFAULT_MODEL
-
-    return handler_class("tensor")(model_dir or ARTIFACTS / DEFAULT_MODEL, settings.onnx)
-
-
-def _with_settings(name: str) -> Callable[[Path | None, Settings], Handler]:
-    """A handler built from (model directory, all settings); its committed model is ``models/artifacts/<name>``."""
-    def build(model_dir: Path | None, settings: Settings) -> Handler:
-        return handler_class(name)(model_dir or ARTIFACTS / name, settings)
-
-    return build
-
-
-WORKERS: dict[str, Callable[[Path | None, Settings], Handler]] = {
-    "tensor": _tensor, "bot": _with_settings("bot"), "clicks": _with_settings("clicks"),
-    "asr": _with_settings("asr"),
-}
-"""Name -> factory(model_dir or None for the committed default, settings)."""
-
-DESCRIPTIONS = {
-    "tensor": "any ONNX model, JSON tensors in and out (default: the digits classifier)",
-    "bot": "customer-service chat: chat.messages -> chat.replies (intent, confidence, reply, handoff)",
-    "clicks": "behaviour prediction: clicks.events -> clicks.predictions (next items, purchase probability)",
-    "asr": "streaming speech recognition: asr.audio (PCM16 chunks) -> asr.transcripts (partials, finals)",
-}
-
-
-def build_handler(name: str, model_dir: str | Path | None, settings: Settings) -> Handler:
-    if name not in WORKERS:
-        raise SystemExit(f"unknown worker {name!r}; known: {', '.join(sorted(WORKERS))}")
-    return WORKERS[name](Path(model_dir) if model_dir else None, settings)
+def build_handler(name: str, model_dir: str | Path | None, settings: Settings) -> Handler[Any]:
+    """The loaded handler of workload ``name`` on ``model_dir`` (None: the workload's committed model)."""
+    spec = get(name)
+    directory = Path(model_dir) if model_dir else spec.default_model
+    if directory is None:
+        raise SystemExit(f"worker {name!r} ships no model: give one with --model DIR or WORKERS_MODEL_DIR")
+    return spec.handler_class().from_settings(directory, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -11,8 +12,10 @@ from typing import Any
 from workers.engine.engine import StreamEngine
 from workers.engine.reload import ModelReloader
 from workers.http import Health, MetricsServer
+from workers import registry
 from workers.registry import build_handler
 from workers.settings import Settings
+from workers.topics import Topics
 from workers.transport.factory import BrokerUnavailable, ensure_topics, make_consumer, make_producer
 
 log = logging.getLogger(__name__)
@@ -28,9 +31,9 @@ def configure_logging(level: str) -> None:
 
 def single_threaded_numpy() -> Any:
     """numpy's BLAS (OpenBLAS) spreads a matrix product of a few hundred rows over every core, and its
-    threads spin between calls. In the ASR worker's front end (one mel-filterbank product per batch) that
-    doubled the cores the batch loop used and saved nothing (2,048 frames: 6.8 ms on two threads, 7.3 ms on
-    one). A worker's parallelism is ONNX Runtime's threads and ``--processes``, not numpy's."""
+    threads spin between calls: in a worker's pre-processing that took cores from the batch loop and saved
+    nothing (docs/notes/log.md). A worker's parallelism is ONNX Runtime's threads and ``--processes``,
+    not numpy's."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="blas")  # its restore_original_limits() undoes it (tests)
@@ -42,19 +45,19 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
     single_threaded_numpy()
     log.info("kafka settings: %s", settings.kafka.redacted())
     model_dir = model_dir or settings.engine.model_dir
+    spec = registry.get(worker)
+    if spec.metrics:
+        importlib.import_module(spec.metrics)  # the workload's own series, exported from the start
     handler = build_handler(worker, model_dir, settings)
     handler.warmup(settings.onnx.warmup_runs)
     reloader = ModelReloader(worker, handler.model.model_dir, handler.model.version,
                              lambda: build_handler(worker, handler.model.model_dir, settings),
                              settings.onnx.warmup_runs, settings.engine.model_poll_s)
-    input_topic = settings.engine.input_topic or handler.input_topic
-    output_topic = settings.engine.output_topic or handler.output_topic
-    dlq_topic = settings.engine.dlq_topic or f"{input_topic}.dlq"
+    topics = Topics.of_handler(handler, settings.engine)
     health = Health()  # live (not ready) while waiting for the brokers: an orchestrator does not kill it
     server = MetricsServer(settings.engine.metrics_host, settings.engine.metrics_port, health).start()
     try:
-        ensure_topics(settings.kafka, {input_topic: handler.partitions, output_topic: handler.partitions, dlq_topic: 1},
-                      waiting=health.beat)
+        ensure_topics(settings.kafka, topics.to_create(), waiting=health.beat)
     except BrokerUnavailable as exc:
         log.error("%s; giving up (is KAFKA_BOOTSTRAP_SERVERS right, and the network open?)", exc)
         server.stop()

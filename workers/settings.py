@@ -1,26 +1,31 @@
 """Typed, self-documenting settings (Faust/MLServer style).
 
-Three sections, each with its own environment prefix:
+Three core sections, each with its own environment prefix:
 
 * ``KAFKA_*``        -- how to reach the cluster (any real Kafka, or the embedded broker);
 * ``WORKERS_*``      -- the streaming engine: batching, backpressure, commits, metrics endpoint;
-* ``WORKERS_ONNX_*`` -- the ONNX Runtime session.
+* ``WORKERS_ONNX_*`` -- the ONNX Runtime session;
+
+and one section per installed workload that declares settings (``WORKERS_<NAME>_*``).
 
 Precedence, highest first: explicit arguments (CLI flags) > environment > YAML file (``--config``,
-sections ``kafka:``, ``engine:``, ``onnx:``) > defaults. ``workers settings`` prints them all.
+sections ``kafka:``, ``engine:``, ``onnx:``, and the workloads') > defaults. ``workers settings`` prints them all.
 """
 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+SectionT = TypeVar("SectionT", bound="SettingsSection")
 _yaml_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("workers_yaml", default={})
 
 
@@ -41,7 +46,10 @@ class _YamlSectionSource(PydanticBaseSettingsSource):
         return data
 
 
-class _Section(BaseSettings):
+class SettingsSection(BaseSettings):
+    """One section: its own environment prefix (``model_config``) and YAML key (``yaml_section``).
+    A workload's section subclasses it, e.g. ``env_prefix="WORKERS_FRAUD_"``, ``yaml_section = "fraud"``."""
+
     yaml_section: ClassVar[str]
 
     @classmethod
@@ -56,7 +64,7 @@ class _Section(BaseSettings):
         return (init_settings, env_settings, _YamlSectionSource(settings_cls, cls.yaml_section))
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(SettingsSection):
     """Connection to the Kafka cluster. Defaults reach the embedded broker started by ``workers broker``."""
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="forbid")
@@ -65,8 +73,8 @@ class KafkaSettings(_Section):
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list of brokers.")
     client: Literal["kafka-python", "confluent"] = Field(
         "confluent",
-        description="Client library: confluent (librdkafka; idempotent producer; the clicks worker drained a "
-        "backlog 1.9x as fast as with kafka-python) or kafka-python (pure Python, no native code).",
+        description="Client library: confluent (librdkafka: idempotent producer, the faster of the two, "
+        "docs/benchmarks.md) or kafka-python (pure Python, no native code).",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security.protocol."
@@ -98,7 +106,7 @@ class KafkaSettings(_Section):
         return self.model_dump(mode="json") | {"sasl_password": "**********" if self.sasl_password else None}
 
 
-class EngineSettings(_Section):
+class EngineSettings(SettingsSection):
     """The streaming engine shared by every worker."""
 
     model_config = SettingsConfigDict(env_prefix="WORKERS_", frozen=True, extra="forbid")
@@ -139,7 +147,7 @@ class EngineSettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
 
-class OnnxSettings(_Section):
+class OnnxSettings(SettingsSection):
     """The ONNX Runtime session."""
 
     model_config = SettingsConfigDict(env_prefix="WORKERS_ONNX_", frozen=True, extra="forbid")
@@ -162,114 +170,68 @@ class OnnxSettings(_Section):
     warmup_runs: int = Field(3, ge=0, description="Inference calls made at start-up, before the worker is ready.")
 
 
-class AsrSettings(_Section):
-    """The speech recognition worker: endpointing and the bounds on each stream."""
-
-    model_config = SettingsConfigDict(env_prefix="WORKERS_ASR_", frozen=True, extra="forbid")
-    yaml_section: ClassVar[str] = "asr"
-
-    endpoint_s: float = Field(
-        0.8, gt=0, description="Silence (frames without speech, see speech_probability) after speech that ends "
-        "a segment: a final is emitted "
-        "and the next segment starts.")
-    max_segment_s: float = Field(30.0, gt=0, description="A segment longer than this is finalised anyway.")
-    speech_probability: float = Field(
-        0.2, gt=0, le=1, description="Letter probability (1 - blank - space) at which a frame counts as speech "
-        "although greedy decoding emits nothing there: such a segment ends in a final that the beam search "
-        "decodes, and that is dropped if it finds no word. 1 only counts frames greedy decoding emits a letter in.")
-    min_word_confidence: float = Field(
-        0.0, ge=0, le=1, description="A final's word whose confidence (each word carries it: the mean of its "
-        "characters' probability in the model's output) is below this is dropped from the final. 0 keeps every "
-        "word. 0.05 halves the words made up in loud noise (85 -> 40 in 25 min of noise-only audio) and cost "
-        "nothing on the development clips, but 5 of the unseen FSDD speaker's 391 right digits are that soft.")
-    punctuate: bool = Field(
-        True, description="Finals carry \"display\": their words with casing and punctuation (\"I was not at "
-        "Dallas.\"), from the tagger shipped in the model's punctuation/ folder (none: no display). \"text\" "
-        "and the words stay lower case, as WER is measured.")
-    max_stream_s: float = Field(
-        3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
-        "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")
-    max_chunk_s: float = Field(2.0, gt=0, description="Longest audio chunk accepted (reason chunk_too_long).")
-    beam: int = Field(
-        32, ge=0, description="Beam width of the final's CTC beam search with the language models (partials "
-        "are greedy); 0 makes finals greedy too. 64 takes held-out LJ WER from 0.424 to 0.407 (at 8 kHz 0.548 -> "
-        "0.520) for 1.7x the search time: partials do not wait for it, finals come 0.3-0.6 s later at the median "
-        "(16-48 streams on 2 cores).")
-    lm_weight: float = Field(0.3, ge=0, description="Weight of the character LM's log-probability in the beam search.")
-    lm_bonus: float = Field(1.0, description="Score added per character in the beam search (offsets the LMs' length penalty).")
-    beam_prune: float = Field(
-        -8.0, le=0, description="A frame's characters below this log-probability are not extended by the beam search.")
-    phrase_prune: float = Field(
-        -10.0, le=0, description="beam_prune for a final of a stream with a closed phrase list (no [unk]), whose "
-        "search also drops search_margin: its few words are cheap to search, and a word's weak start (a "
-        "fricative over a phone line, after a pause) must still be tried. The unseen FSDD speaker's digits after "
-        "a 1 s pause, with the digit list: 0.534 -> 0.760 (README; the model before the pauses stage). The search costs more: a 30 s segment with the "
-        "digit list 0.9 -> 2.4 s, with 1,000 phrases 0.6 -> 3.2 s (a short answer: tens of milliseconds).")
-    word_weight: float = Field(
-        0.4, ge=0, description="Weight of the word LM's log-probability, per finished word, when the model "
-        "ships one (words.txt.gz); 0 searches with the character LM alone. Above 0.5 it starts to merge words.")
-    unknown_word_penalty: float = Field(
-        -5.0, le=0, description="Score added once to a word that leaves the word LM's vocabulary.")
-    search_margin: float = Field(
-        7.0, gt=0, description="Extensions scoring this far below the best prefix are not tried: 5x faster "
-        "than no margin, for the same WER on the development clips.")
-    search_processes: int = Field(
-        1, ge=0, description="Processes running the finals' beam search, off the batch loop: a final is sent when "
-        "its search is done, and the stream's later results wait behind it. 0 runs the search in the batch loop, "
-        "where it delays every partial of that batch.")
-    search_nice: int = Field(
-        0, ge=0, le=19, description="Niceness added to the search processes: above 0 the batch loop (partials) "
-        "gets the CPU first where both want it, and finals wait longer. 10 on 2 cores at 128 streams: partial p95 "
-        "0.97-1.3 -> 0.34-0.59 s, final p95 3.0 -> 3.9-4.4 s (docs/benchmarks.md).")
-    busy_beam: int = Field(
-        8, ge=1, description="Beam width of a final searched while search_backlog searches are already waiting "
-        "or running: less accurate (held-out LJ WER 0.539 against 0.424 at 32) and ~2.5x cheaper, so a burst of "
-        "finals does not queue without bound.")
-    search_backlog: int = Field(
-        4, ge=1, description="Searches waiting or running in the search processes at which a new final is "
-        "searched with busy_beam.")
-    max_streams: int = Field(
-        10_000, ge=1, description="Concurrent streams held; a new stream beyond it is dead-lettered "
-        "(reason too_many_streams) instead of evicting a live one.")
-
-
-class Settings(BaseModel):
-    """All sections together."""
-
-    model_config = {"frozen": True}
+@dataclass(frozen=True)
+class Settings:
+    """All sections together: the three core ones and one per installed workload that has settings."""
 
     kafka: KafkaSettings
     engine: EngineSettings
     onnx: OnnxSettings
-    asr: AsrSettings
+    workloads: Mapping[str, SettingsSection] = field(default_factory=dict)
+
+    def of(self, cls: type[SectionT]) -> SectionT:
+        """A workload's section by its class (defaults when its YAML section was not loaded)."""
+        found = self.workloads.get(cls.yaml_section)
+        return found if isinstance(found, cls) else cls()
+
+    def dump(self) -> dict[str, Any]:
+        """Every value in force, secrets masked."""
+        return {"kafka": self.kafka.redacted(), "engine": self.engine.model_dump(), "onnx": self.onnx.model_dump(),
+                **{name: section.model_dump(mode="json") for name, section in self.workloads.items()}}
 
 
-SECTIONS: dict[str, type[_Section]] = {"kafka": KafkaSettings, "engine": EngineSettings, "onnx": OnnxSettings, "asr": AsrSettings}
+CORE_SECTIONS: dict[str, type[SettingsSection]] = {"kafka": KafkaSettings, "engine": EngineSettings, "onnx": OnnxSettings}
+
+
+def all_sections() -> dict[str, type[SettingsSection]]:
+    """The core sections, then each installed workload's, by YAML key."""
+    from workers.registry import workloads
+
+    found = dict(CORE_SECTIONS)
+    for spec in workloads().values():
+        if spec.settings is not None:
+            section = spec.settings.yaml_section
+            if section in found:
+                raise ValueError(f"workload {spec.name!r}: settings section {section!r} is taken")
+            found[section] = spec.settings
+    return found
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: dict[str, Any]) -> Settings:
     """Build settings from (in order of precedence) ``overrides``, the environment, ``config_file``, defaults."""
+    sections = all_sections()
     data: dict[str, Any] = {}
     if config_file:
         loaded = yaml.safe_load(Path(config_file).read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: expected a mapping with sections {sorted(SECTIONS)}")
-        unknown = set(loaded) - set(SECTIONS)
+            raise ValueError(f"{config_file}: expected a mapping with sections {sorted(sections)}")
+        unknown = set(loaded) - set(sections)
         if unknown:
-            raise ValueError(f"{config_file}: unknown sections {sorted(unknown)}; known: {sorted(SECTIONS)}")
+            raise ValueError(f"{config_file}: unknown sections {sorted(unknown)}; known: {sorted(sections)}")
         data = loaded
     token = _yaml_data.set(data)
     try:
-        built = {name: cls(**overrides.get(name, {})) for name, cls in SECTIONS.items()}
+        built = {name: cls(**overrides.get(name, {})) for name, cls in sections.items()}
     finally:
         _yaml_data.reset(token)
-    return Settings(**built)
+    core = {name: built.pop(name) for name in CORE_SECTIONS}
+    return Settings(**core, workloads=built)
 
 
 def describe_settings() -> str:
     """A Markdown table of every setting: environment variable, YAML key, default and meaning."""
     lines = []
-    for section, cls in SECTIONS.items():
+    for section, cls in all_sections().items():
         prefix = cls.model_config.get("env_prefix", "")
         lines += [f"### `{section}:` ({cls.__doc__.strip().splitlines()[0]})", ""]
         lines += ["| environment variable | YAML key | default | meaning |", "|---|---|---|---|"]

@@ -47,6 +47,6 @@ grep -h -E "Memcpy|loaded on" "$logs"/*.log 2>/dev/null | sort | uniq -c | head 
 tail -5 "$out/$what.log"
 python3 -c "
 import json, sys
-from workers.bench.$( [ "$what" = asr ] && echo asr || echo runner ) import format_table
+from workers.$( [ "$what" = asr ] && echo asr.bench_streams || echo devtools.bench.runner ) import format_table
 print(format_table(json.load(open(sys.argv[1]))))" "$out/$what.json"
 exit $rc

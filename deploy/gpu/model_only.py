@@ -2,7 +2,7 @@
 
 For the first session with a GPU (``deploy/gpu/measure.sh models``): each committed model loaded as its
 worker loads it (``OnnxModel``: the worker's session options), timed on the batches its worker gives it
-(``workers.bench.workloads``), once with ``CUDAExecutionProvider`` first and once on the CPU alone. Each
+(``workers.devtools.bench.workloads``), once with ``CUDAExecutionProvider`` first and once on the CPU alone. Each
 row says which provider the session really got; ONNX Runtime's own warnings (Memcpy nodes added between
 providers, nodes left on the CPU) go to stderr, which ``measure.sh`` keeps beside the JSON.
 
@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import onnxruntime as ort  # noqa: E402
 
-from workers.bench.workloads import asr_model_only, bot_model_only, clicks_model_only  # noqa: E402
+from workers.asr.bench import asr_model_only  # noqa: E402
+from workers.bot.bench import bot_model_only  # noqa: E402
+from workers.clicks.bench import clicks_model_only  # noqa: E402
 from workers.settings import OnnxSettings  # noqa: E402
 
 BATCHES = {"asr": [1, 16, 64, 256, 512, 1024], "clicks": [1, 64, 512, 4096], "bot": [1, 8, 64, 256]}

@@ -10,7 +10,7 @@ import pytest
 
 from tests.chaos.load import SteadyLoad, report
 from tests.conftest import collect, digit_requests
-from workers.broker import EmbeddedBroker, free_port
+from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.settings import KafkaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]

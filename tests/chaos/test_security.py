@@ -13,7 +13,7 @@ import pytest
 
 from tests.chaos.load import report
 from tests.conftest import REPO, collect, digit_requests
-from workers.broker import EmbeddedBroker, free_port
+from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.client import send
 from workers.http import Health, MetricsServer
 from workers.settings import KafkaSettings

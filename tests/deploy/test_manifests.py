@@ -11,8 +11,11 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from workers.registry import WORKERS, handler_class
-from workers.settings import SECTIONS
+from workers.registry import handler_class, workloads
+from workers.settings import all_sections
+
+WORKERS = workloads()
+SECTIONS = all_sections()
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"

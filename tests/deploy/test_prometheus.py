@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from workers.broker import free_port
+from workers.devtools.broker import free_port
 from workers.client import send
 from workers.clicks.events import to_json
 from workers.clicks.synthetic import generate

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from workers.bench.asr import SAMPLES
+from workers.asr.bench_streams import SAMPLES
 
 SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
 

@@ -102,8 +102,9 @@ def test_quiet_audio_without_speech_yields_no_words(tmp_path: Path, rate: int) -
     makes up a few words; the README has the count."""
     from workers.asr.audio import write_wav
     from workers.asr.recognizer import AcousticModel, Recognizer
+    from workers.asr.settings import AsrSettings
     from workers.asr.transcribe import transcribe
-    from workers.settings import AsrSettings, OnnxSettings
+    from workers.settings import OnnxSettings
 
     quiet = {"zeros": np.zeros(10 * rate, np.float32), "white-50": noise("white", -50, rate),
              "white-35": noise("white", -35, rate), "pink-35": noise("pink", -35, rate),
@@ -122,8 +123,9 @@ def test_a_confidence_floor_drops_most_words_loud_noise_makes_up(tmp_path: Path)
     their confidence says so."""
     from workers.asr.audio import write_wav
     from workers.asr.recognizer import AcousticModel, Recognizer
+    from workers.asr.settings import AsrSettings
     from workers.asr.transcribe import transcribe
-    from workers.settings import AsrSettings, OnnxSettings
+    from workers.settings import OnnxSettings
 
     write_wav(tmp_path / "pink.wav", noise("pink", -25, 8_000, seconds=30.0), 8_000)
     model = AcousticModel(COMMITTED, OnnxSettings())

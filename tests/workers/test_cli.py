@@ -26,7 +26,7 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 @pytest.mark.integration
 def test_demo_shows_results_dlq_and_metrics_then_exits_cleanly() -> None:
-    from workers.broker import free_port_block
+    from workers.devtools.broker import free_port_block
 
     done = subprocess.run(  # four workers on metrics ports base..base+3
         [sys.executable, "-m", "workers", "demo", "--duration", "3", "--rate", "30", "--metrics-port", str(free_port_block(4))],
@@ -47,7 +47,7 @@ def test_broker_creates_topics_send_and_tail_round_trip_and_ctrl_c_stops_it(tmp_
     import json
     import signal
 
-    from workers.broker import free_port
+    from workers.devtools.broker import free_port
 
     import time
 

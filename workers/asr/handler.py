@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from workers import metrics
+from workers.asr import metrics
 from workers.asr.audio import Resampler, pcm16_to_float
 from workers.asr.finals import FinalsPool, SearchDone
 from workers.asr.protocol import Chunk, parse_chunk
 from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
-from workers.engine.codec import encode_json
+from workers.asr.settings import AsrSettings
+from workers.toolkit.codec import encode_json
 from workers.engine.handler import Deferred, InvalidMessage, Outcome, Owed, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
@@ -70,7 +71,7 @@ class AsrHandler(StatefulHandler[Chunk]):
     state_belongs_to_model = True  # caches and GRU state of one model version mean nothing to another
 
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
-        self.settings = settings.asr
+        self.settings = settings.of(AsrSettings)
         self.acoustic = AcousticModel(model_dir, settings.onnx)
         self.model = self.acoustic.onnx
         self.recognizer = Recognizer.from_settings(self.acoustic, self.settings)
@@ -81,9 +82,9 @@ class AsrHandler(StatefulHandler[Chunk]):
                                      self.settings.search_backlog, self.settings.search_nice)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
-        self._chunks = {o: metrics.ASR_CHUNKS.labels(worker=self.name, outcome=o)
+        self._chunks = {o: metrics.CHUNKS.labels(worker=self.name, outcome=o)
                         for o in ("accepted", "duplicate", "gap_filled")}
-        self._audio = metrics.ASR_AUDIO.labels(worker=self.name)
+        self._audio = metrics.AUDIO.labels(worker=self.name)
 
     @staticmethod
     def _no_factory() -> StreamState:
@@ -207,7 +208,7 @@ class AsrHandler(StatefulHandler[Chunk]):
             done = SearchDone([], 0.0, 0)
         for segment, searched in zip(pending, done.found, strict=False):
             self.recognizer.apply_search(segment, searched)
-        metrics.ASR_SEARCHES.labels(worker=self.name, beam=str(done.beam)).inc()
+        metrics.FINAL_SEARCHES.labels(worker=self.name, beam=str(done.beam)).inc()
         return done
 
     def on_expired(self, expired: list[tuple[str, StreamState]]) -> list[Owed]:
@@ -252,7 +253,7 @@ class AsrHandler(StatefulHandler[Chunk]):
     def _emit(self, context: ChunkContext, segment: Segment, end: bool, latency: dict | None) -> Result:
         """One transcript record; a final is counted by why it ended."""
         if segment.final:
-            metrics.ASR_SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
+            metrics.SEGMENTS.labels(worker=self.name, reason=segment.reason).inc()
         return Result(encode_json(self._result(context, segment, end, latency)), context.stream_id.encode())
 
     def _result(self, context: ChunkContext, segment: Segment, end: bool, latency: dict | None) -> dict:

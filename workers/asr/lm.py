@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.asr.text import ALPHABET, BLANK, normalize
-from workers.settings import AsrSettings
+from workers.asr.settings import AsrSettings
 
 _CHARS = ALPHABET
 _UNIFORM = -math.log(len(_CHARS))

@@ -26,7 +26,8 @@ from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSett
 from workers.asr.punctuation import Punctuator
 from workers.asr.text import ALPHABET, BLANK
 from workers.runtime.onnx_model import OnnxModel
-from workers.settings import AsrSettings, OnnxSettings
+from workers.asr.settings import AsrSettings
+from workers.settings import OnnxSettings
 
 SPACE = ALPHABET.index(" ") + 1
 TAIL_S = 0.5

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from workers.bot.model import IntentModel
 from workers.bot.policy import Conversation
-from workers.engine.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
+from workers.bot.settings import BotSettings
+from workers.toolkit.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
 from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
@@ -55,7 +56,7 @@ class BotHandler(StatefulHandler[ChatMessage]):
     output_topic = "chat.replies"
 
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
-        self.intents = IntentModel(model_dir, settings.onnx)
+        self.intents = IntentModel(model_dir, settings.onnx, settings.of(BotSettings).length_group)
         self.model = self.intents.onnx
         self.conversations = self.init_state(Conversation, settings.engine.state_ttl_s, settings.engine.max_keys)
 

@@ -8,23 +8,23 @@ from pathlib import Path
 import numpy as np
 
 from workers.bot.policy import DialoguePolicy
+from workers.bot.settings import DEFAULT_LENGTH_GROUP
 from workers.runtime.onnx_model import OnnxModel
 from workers.runtime.text import WordPieceTokenizer
 from workers.settings import OnnxSettings
 
 
-LENGTH_GROUP = 8
-"""Most texts per model call; a batch is cut into groups of this size after sorting by length."""
-
-
-def length_groups(encoded: list[list[int]], size: int = LENGTH_GROUP) -> list[list[int]]:
-    """Indices of ``encoded`` sorted by length, cut into groups of at most ``size`` (one model call each)."""
+def length_groups(encoded: list[list[int]], size: int = DEFAULT_LENGTH_GROUP) -> list[list[int]]:
+    """Indices of ``encoded`` sorted by length, cut into groups of at most ``size`` (one model call each;
+    0: one group)."""
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    size = size or max(1, len(order))
     return [order[start : start + size] for start in range(0, len(order), size)]
 
 
 class IntentModel:
-    def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
+    def __init__(self, model_dir: str | Path, onnx: OnnxSettings, length_group: int = DEFAULT_LENGTH_GROUP) -> None:
+        self.length_group = length_group
         self.onnx = OnnxModel(model_dir, onnx)
         manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
         self.labels: list[str] = manifest["labels"]
@@ -32,13 +32,12 @@ class IntentModel:
         self.policy = DialoguePolicy.from_manifest(self.labels, manifest["policy"])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Probabilities per text, in order. The texts run in groups of similar length: padding a batch
-        to its longest text wasted most of the compute (measured on 2 cores, Banking77 queries: batch 54
-        padded 128 msg/s, sorted into groups of 8 352 msg/s, batch 1 279 msg/s)."""
+        """Probabilities per text, in order. The texts run in groups of similar length (``length_group``):
+        padding a whole batch to its longest text wasted most of the compute on CPUs (docs/workers/bot.md)."""
         encoded = [self.tokenizer.encode(t) for t in texts]
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         run_s = 0.0
-        for group in length_groups(encoded):
+        for group in length_groups(encoded, self.length_group):
             ids, mask = self.tokenizer.pad([encoded[i] for i in group])
             out[group] = self.onnx.run({"input_ids": ids, "attention_mask": mask})["probabilities"]
             run_s += self.onnx.last_run_s

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from workers.clicks.events import EVENT_TYPES, Event
 from workers.clicks.model import SessionModel
-from workers.engine.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
+from workers.toolkit.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
 from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record

@@ -33,6 +33,7 @@ from workers.engine.offsets import OffsetTracker
 from workers.engine.reload import ModelReloader
 from workers.http import Health
 from workers.settings import EngineSettings
+from workers.topics import Topics
 from workers.transport.base import Consumer, Producer
 from workers.transport.records import OutgoingRecord, Record, TopicPartition
 
@@ -72,9 +73,8 @@ class StreamEngine:
         self.producer = producer
         self.health = health or Health()
         self.reloader = reloader
-        self.input_topic = settings.input_topic or handler.input_topic
-        self.output_topic = settings.output_topic or handler.output_topic
-        self.dlq_topic = settings.dlq_topic or f"{self.input_topic}.dlq"
+        topics = Topics.of_handler(handler, settings)
+        self.input_topic, self.output_topic, self.dlq_topic = topics.input, topics.output, topics.dlq
         self.tracker = OffsetTracker()
         self.batcher: MicroBatcher[Pending[Any]] = MicroBatcher(
             settings.max_batch_size, settings.max_batch_wait_ms / 1000, handler.one_per_key

@@ -7,14 +7,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from workers import metrics
 from workers.engine.state import KeyedState
 from workers.runtime.onnx_model import OnnxModel
 from workers.transport.records import Headers, Record
 
+if TYPE_CHECKING:
+    from workers.settings import Settings
+
 V = TypeVar("V")
+H = TypeVar("H", bound="Handler[Any]")
 
 
 class InvalidMessage(Exception):
@@ -96,6 +101,11 @@ class Handler(abc.ABC, Generic[V]):
     """True when a key's next message needs the state its previous one produced (one per key per batch)."""
 
     model: OnnxModel
+
+    @classmethod
+    def from_settings(cls: type[H], model_dir: Path, settings: Settings) -> H:
+        """The loaded handler serving ``model_dir`` (what ``workers serve`` and hot reload call)."""
+        return cls(model_dir, settings)  # type: ignore[call-arg]
 
     @abc.abstractmethod
     def decode(self, record: Record) -> tuple[str, V]:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from workers.engine.codec import check_schema_version, decode_json_object
+from workers.toolkit.codec import check_schema_version, decode_json_object
 from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
 from workers.runtime.onnx_model import OnnxModel
-from workers.settings import OnnxSettings
+from workers.settings import OnnxSettings, Settings
 from workers.transport.records import Record
 
 DEFAULT_MODEL = "digits"
@@ -34,6 +34,10 @@ class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
     name = "tensor"
     input_topic = "tensor.requests"
     output_topic = "tensor.results"
+
+    @classmethod
+    def from_settings(cls, model_dir: Path, settings: Settings) -> TensorHandler:
+        return cls(model_dir, settings.onnx)
 
     def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
         self.model = OnnxModel(model_dir, onnx)

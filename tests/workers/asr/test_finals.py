@@ -13,7 +13,7 @@ from models import ARTIFACTS
 from workers.asr.finals import FinalsPool
 from workers.asr.lm import LanguageModels, SearchSettings
 from workers.asr.text import ALPHABET
-from workers.settings import AsrSettings
+from workers.asr.settings import AsrSettings
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL = ARTIFACTS / "asr"
@@ -76,7 +76,7 @@ def children_of(pid: int) -> list[str]:
 
 def test_a_pool_child_exits_when_its_worker_is_killed() -> None:
     code = (f"from pathlib import Path\nfrom workers.asr.finals import FinalsPool\n"
-            "from workers.asr.lm import SearchSettings\nfrom workers.settings import AsrSettings\n"
+            "from workers.asr.lm import SearchSettings\nfrom workers.asr.settings import AsrSettings\n"
             f"pool = FinalsPool(Path({str(MODEL)!r}), 1, SearchSettings.of(AsrSettings()))\n"
             "pool.warmup()\nprint('ready', flush=True)\nimport time\ntime.sleep(120)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)

@@ -10,7 +10,8 @@ from workers.asr.audio import read_audio
 from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM, beam_search
 from workers.asr.recognizer import AcousticModel, Recognizer
 from workers.asr.text import ALPHABET, VOCAB_SIZE
-from workers.settings import AsrSettings, OnnxSettings
+from workers.asr.settings import AsrSettings
+from workers.settings import OnnxSettings
 
 from .lattices import lattice
 from .reference_search import reference_beam_search

@@ -6,7 +6,8 @@ from workers.asr.audio import read_wav
 from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM
 from workers.asr.recognizer import SPACE, AcousticModel, Decoder, Recognizer, Segment, confidences
 from workers.asr.text import ALPHABET, VOCAB_SIZE
-from workers.settings import AsrSettings, OnnxSettings
+from workers.asr.settings import AsrSettings
+from workers.settings import OnnxSettings
 
 from .lattices import lattice
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from models import ARTIFACTS
-from workers.bench.asr import AsrBenchOptions, busy_share, format_table, keeps_up, searches_by_beam, summarise
+from workers.asr.bench_streams import AsrBenchOptions, busy_share, format_table, keeps_up, searches_by_beam, summarise
 
 
 def run(system: str, streams: int, p95: float | None, answered: float = 1.0) -> dict:
@@ -26,7 +26,7 @@ def test_a_stream_count_keeps_up_below_the_target_with_every_chunk_answered() ->
 
 
 def test_summary_reports_the_largest_stream_count_under_the_target(monkeypatch) -> None:
-    monkeypatch.setattr("workers.bench.asr.asr_model_only", lambda batch, seconds, onnx, chunk_s: {
+    monkeypatch.setattr("workers.asr.bench_streams.asr_model_only", lambda batch, seconds, onnx, chunk_s: {
         "batch_size": batch, "median_batch_s": 0.01, "throughput": 64.0, "unit": "RTFX"})
     runs = {"ours": [run("ours", 1, 0.02), run("ours", 16, 0.1), run("ours", 32, 0.5)],
             "baseline_tf_function": [run("baseline_tf_function", 1, 0.03), run("baseline_tf_function", 16, 0.4)],
@@ -64,7 +64,7 @@ def test_finals_searched_with_the_busy_beam_are_counted_between_scrapes() -> Non
 def test_the_tensorflow_baseline_transcribes_like_the_served_model_greedily() -> None:
     from workers.asr.audio import float_to_pcm16, read_audio
     from workers.asr.recognizer import AcousticModel, Recognizer
-    from workers.bench.workloads import asr_tf_step
+    from workers.asr.bench import asr_tf_step
     from workers.settings import OnnxSettings
 
     audio, rate = read_audio(ARTIFACTS.parent.parent / "workers" / "asr" / "samples" / "LJ001-0006.wav")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.bench.probe import histogram_delta, percentiles
-from workers.bench.runner import _same_rate, automatic_rates, format_table
+from workers.devtools.bench.probe import histogram_delta, percentiles
+from workers.devtools.bench.runner import _same_rate, automatic_rates, format_table
 
 
 def test_histogram_delta_counts_only_what_happened_between_scrapes() -> None:

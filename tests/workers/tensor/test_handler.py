@@ -6,7 +6,7 @@ import pytest
 from models import ARTIFACTS
 from workers.engine.handler import InvalidMessage, Pending
 from workers.settings import OnnxSettings
-from workers.engine.codec import MAX_MESSAGE_BYTES
+from workers.toolkit.codec import MAX_MESSAGE_BYTES
 from workers.tensor.handler import TensorHandler
 from workers.transport.records import Record
 

@@ -2,7 +2,7 @@
 call, one result. Run by ``workers bench`` as its own process (so it has its own interpreter, like
 the worker it is compared with)::
 
-    python -m workers.bench.baseline bot tf_function --bootstrap HOST:PORT --input T --output T --group G
+    python -m workers.devtools.bench.baseline NAME tf_function --bootstrap HOST:PORT --input T --output T --group G
 
 Each result carries the ``source.partition``/``source.offset`` headers (as the worker's do), so the
 benchmark can time it, and a ``bench.step_s`` header with its time from decode to encoded result.
@@ -17,13 +17,15 @@ import time
 
 import confluent_kafka as ck
 
-from workers.bench.probe import FETCH_WAIT_MS
-from workers.bench.workloads import BASELINE_STEPS, MODES
+from workers import registry
+from workers.devtools.bench.probe import FETCH_WAIT_MS
+from workers.devtools.bench.workloads import MODES
+from workers.plugin import load_object
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", choices=sorted(BASELINE_STEPS))
+    parser.add_argument("workload", choices=[name for name, spec in registry.workloads().items() if spec.bench])
     parser.add_argument("mode", choices=MODES)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--input", required=True)
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", required=True)
     args = parser.parse_args(argv)
 
-    step = BASELINE_STEPS[args.workload](args.mode)
+    step = load_object(registry.get(args.workload).bench).tf_step(args.mode)
     consumer = ck.Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                             "auto.offset.reset": "earliest", "enable.auto.commit": True,
                             "fetch.wait.max.ms": FETCH_WAIT_MS})

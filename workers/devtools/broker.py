@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from workers.tls_proxy import TlsProxy
+from workers.devtools.tls_proxy import TlsProxy
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``workers bench asr``: concurrent real-time speech streams through the broker, after NVIDIA Riva's method.
 
 For each system (ours = ``workers serve asr``; the two TensorFlow consumer loops of
-:func:`workers.bench.workloads.asr_tf_step`) and each stream count N of a ladder, a fresh process on fresh
+:func:`workers.asr.bench.asr_tf_step`) and each stream count N of a ladder, a fresh process on fresh
 topics gets N streams that each send a chunk every ``chunk_s`` (real time, cycling through the clips) for
 ``seconds``. Measured: partial latency (chunk produced -> its partial read back) and final latency
 (avg/p50/p90/p95/p99), throughput as RTFX (audio seconds answered per wall second; N when it keeps up),
@@ -21,16 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.asr.bench import asr_model_only
 from workers.asr.live import replay
-from workers.bench.probe import ProcessSampler, histogram_delta
-from workers.bench.runner import (SYSTEMS, SystemUnderTest, bench_broker, partitions_for, save_figure,
-                                  worker_settings)
-from workers.bench.workloads import asr_model_only
-from workers.settings import AsrSettings, KafkaSettings, OnnxSettings
+from workers.asr.settings import AsrSettings
+from workers.devtools.bench.probe import ProcessSampler, histogram_delta
+from workers.devtools.bench.runner import (SYSTEMS, SystemUnderTest, bench_broker, partitions_for, save_figure,
+                                           worker_settings)
+from workers.settings import KafkaSettings, OnnxSettings
+from workers.topics import Topics
 from workers.transport.factory import ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
-SAMPLES = Path(__file__).resolve().parents[1] / "asr" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
 def default_clips() -> list[str]:
@@ -64,7 +66,7 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
     audio_topic, transcript_topic = f"{tag}.in", f"{tag}.out"
     kafka = KafkaSettings(bootstrap_servers=bootstrap, client="confluent")
     partitions = partitions_for(system, options.processes)
-    ensure_topics(kafka, {audio_topic: partitions, transcript_topic: partitions, f"{audio_topic}.dlq": 1})
+    ensure_topics(kafka, Topics.of(audio_topic, transcript_topic, partitions).to_create())
     sut = SystemUnderTest(system, "asr", bootstrap, audio_topic, transcript_topic, options.worker_env, logdir,
                           options.processes)
     topics = (audio_topic, transcript_topic)

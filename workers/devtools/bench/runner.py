@@ -1,7 +1,7 @@
 """``workers bench WORKLOAD``: phases, systems, the table, the JSON and the latency CDF plot.
 
 Systems: ``ours`` (``workers serve WORKLOAD``), ``baseline_predict`` and ``baseline_tf_function``
-(:mod:`workers.bench.baseline`). Every phase starts the system fresh on fresh topics of the same
+(:mod:`workers.devtools.bench.baseline`). Every phase starts the system fresh on fresh topics of the same
 broker, warms it up with a few messages, then measures:
 
 * ``saturation``: a closed loop holding ``window`` inputs unanswered for ``seconds``; its throughput is
@@ -34,15 +34,18 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic_settings import BaseSettings
 
-from workers.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
-from workers.bench.workloads import WORKLOADS, Workload
-from workers.broker import EmbeddedBroker, free_port
+from workers import registry
+from workers.devtools.bench.command import SYSTEMS
+from workers.devtools.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
+from workers.devtools.bench.workloads import BenchWorkload
+from workers.devtools.broker import EmbeddedBroker, free_port
+from workers.plugin import load_object
 from workers.settings import KafkaSettings, OnnxSettings
+from workers.topics import Topics
 from workers.transport.factory import ensure_topics
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 log = logging.getLogger(__name__)
-SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
 PARTITIONS = 4
 WARMUP_MESSAGES = 16
 
@@ -83,7 +86,7 @@ class SystemUnderTest:
             command = [sys.executable, "-m", "workers", "serve", workload, "--processes", str(processes)]
         else:
             mode = system.removeprefix("baseline_")
-            command = [sys.executable, "-m", "workers.bench.baseline", workload, mode, "--bootstrap", bootstrap,
+            command = [sys.executable, "-m", "workers.devtools.bench.baseline", workload, mode, "--bootstrap", bootstrap,
                        "--input", input_topic, "--output", output_topic, "--group", f"{input_topic}-group"]
         self.log_path = logdir / f"{input_topic}.log"
         self.process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL,
@@ -125,14 +128,13 @@ class SystemUnderTest:
             self.process.wait()
 
 
-def run_phase(workload: Workload, system: str, phase: str, rate: float | None, options: BenchOptions,
+def run_phase(workload: BenchWorkload, system: str, phase: str, rate: float | None, options: BenchOptions,
               bootstrap: str, logdir: Path, seed: int) -> dict[str, Any]:
     """One system, one phase, from a fresh process on fresh topics; returns its figures."""
     tag = f"bench.{workload.name}.{system}.{phase}.{seed}".replace(" ", "")
     input_topic, output_topic = f"{tag}.in", f"{tag}.out"
     partitions = partitions_for(system, options.processes)
-    ensure_topics(KafkaSettings(bootstrap_servers=bootstrap),
-                  {input_topic: partitions, output_topic: partitions, f"{input_topic}.dlq": 1})
+    ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), Topics.of(input_topic, output_topic, partitions).to_create())
     sut = SystemUnderTest(system, workload.name, bootstrap, input_topic, output_topic, options.worker_env, logdir,
                           options.processes)
     probe = LatencyProbe(bootstrap, input_topic, output_topic, partitions)
@@ -212,7 +214,7 @@ def bench_broker(bootstrap: str | None) -> Iterator[str]:
 
 
 def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
-    workload = WORKLOADS[name]
+    workload: BenchWorkload = load_object(registry.get(name).bench)
     logdir = Path(tempfile.mkdtemp(prefix=f"workers-bench-{name}-"))
     results: dict[str, dict[str, Any]] = {s: {"runs": []} for s in options.systems}
     seed = int(time.time()) % 100_000
@@ -235,7 +237,7 @@ def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
     return report
 
 
-def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: BenchOptions) -> dict[str, Any]:
+def summarise(workload: BenchWorkload, results: dict[str, dict[str, Any]], options: BenchOptions) -> dict[str, Any]:
     report: dict[str, Any] = {"workload": workload.name, "seconds_per_phase": options.seconds,
                               "saturation_window": options.window, "cpu_count": os.cpu_count(),
                               "processes": options.processes}
@@ -268,7 +270,7 @@ def summarise(workload: Workload, results: dict[str, dict[str, Any]], options: B
 
 
 def worker_settings(kind: type[SettingsT], env: dict[str, str]) -> SettingsT:
-    """One group of the settings our worker ran with (``OnnxSettings``, ``AsrSettings``): its defaults, the
+    """One section of the settings our worker ran with (``OnnxSettings``, a workload's own): its defaults, the
     environment, then ``--worker-env``."""
     prefix = kind.model_config.get("env_prefix", "")
     return kind(**{k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)})

@@ -1,0 +1,76 @@
+"""The speech worker's settings section (``asr:`` in YAML, ``WORKERS_ASR_*`` in the environment).
+
+Measured effects of these knobs (WER and latency by beam width, niceness, confidence floor) are in
+``docs/workers/asr.md`` and ``docs/benchmarks.md``; the descriptions here say what each one does.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from workers.settings import SettingsSection
+
+
+class AsrSettings(SettingsSection):
+    """The speech recognition worker: endpointing, the finals' search and the bounds on each stream."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKERS_ASR_", frozen=True, extra="forbid")
+    yaml_section: ClassVar[str] = "asr"
+
+    endpoint_s: float = Field(
+        0.8, gt=0, description="Silence (frames without speech, see speech_probability) after speech that ends "
+        "a segment: a final is emitted and the next segment starts.")
+    max_segment_s: float = Field(30.0, gt=0, description="A segment longer than this is finalised anyway.")
+    speech_probability: float = Field(
+        0.2, gt=0, le=1, description="Letter probability (1 - blank - space) at which a frame counts as speech "
+        "although greedy decoding emits nothing there: such a segment ends in a final that the beam search "
+        "decodes, and that is dropped if it finds no word. 1 only counts frames greedy decoding emits a letter in.")
+    min_word_confidence: float = Field(
+        0.0, ge=0, le=1, description="A final's word whose confidence (the mean of its characters' probability "
+        "in the model's output) is below this is dropped from the final. 0 keeps every word; a small floor "
+        "drops words made up in loud noise, at the cost of softly spoken real ones.")
+    punctuate: bool = Field(
+        True, description="Finals carry \"display\": their words with casing and punctuation (\"I was not at "
+        "Dallas.\"), from the tagger shipped in the model's punctuation/ folder (none: no display). \"text\" "
+        "and the words stay lower case, as WER is measured.")
+    max_stream_s: float = Field(
+        3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
+        "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")
+    max_chunk_s: float = Field(2.0, gt=0, description="Longest audio chunk accepted (reason chunk_too_long).")
+    beam: int = Field(
+        32, ge=0, description="Beam width of the final's CTC beam search with the language models (partials "
+        "are greedy); 0 makes finals greedy too. Wider is more accurate and slower; partials do not wait for it.")
+    lm_weight: float = Field(0.3, ge=0, description="Weight of the character LM's log-probability in the beam search.")
+    lm_bonus: float = Field(1.0, description="Score added per character in the beam search (offsets the LMs' length penalty).")
+    beam_prune: float = Field(
+        -8.0, le=0, description="A frame's characters below this log-probability are not extended by the beam search.")
+    phrase_prune: float = Field(
+        -10.0, le=0, description="beam_prune for a final of a stream with a closed phrase list (no [unk]), whose "
+        "search also drops search_margin: its few words are cheap to search, and a word's weak start (a "
+        "fricative over a phone line, after a pause) must still be tried.")
+    word_weight: float = Field(
+        0.4, ge=0, description="Weight of the word LM's log-probability, per finished word, when the model "
+        "ships one (words.txt.gz); 0 searches with the character LM alone. Too high merges words.")
+    unknown_word_penalty: float = Field(
+        -5.0, le=0, description="Score added once to a word that leaves the word LM's vocabulary.")
+    search_margin: float = Field(
+        7.0, gt=0, description="Extensions scoring this far below the best prefix are not tried (speed).")
+    search_processes: int = Field(
+        1, ge=0, description="Processes running the finals' beam search, off the batch loop: a final is sent when "
+        "its search is done, and the stream's later results wait behind it. 0 runs the search in the batch loop, "
+        "where it delays every partial of that batch.")
+    search_nice: int = Field(
+        0, ge=0, le=19, description="Niceness added to the search processes: above 0 the batch loop (partials) "
+        "gets the CPU first where both want it, and finals wait longer.")
+    busy_beam: int = Field(
+        8, ge=1, description="Beam width of a final searched while search_backlog searches are already waiting "
+        "or running: less accurate and cheaper, so a burst of finals does not queue without bound.")
+    search_backlog: int = Field(
+        4, ge=1, description="Searches waiting or running in the search processes at which a new final is "
+        "searched with busy_beam.")
+    max_streams: int = Field(
+        10_000, ge=1, description="Concurrent streams held; a new stream beyond it is dead-lettered "
+        "(reason too_many_streams) instead of evicting a live one.")
