@@ -27,7 +27,9 @@ import numpy as np
 
 from models import ARTIFACTS
 from workers.asr.audio import N_MELS
+from workers.asr.recognizer import AsrManifest
 from workers.asr.text import VOCAB_SIZE, encode
+from workers.runtime.artifact import write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -329,10 +331,10 @@ def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cach
         model = build_model(mean, std, channels, kernel, blocks, hidden)
         run_dir, report = "", {}
     else:
-        previous = json.loads((start / "manifest.json").read_text())
-        channels, kernel, blocks, hidden = (previous["training"][k] for k in ("channels", "kernel", "blocks", "hidden"))
+        previous = AsrManifest.load(start).section("training")
+        channels, kernel, blocks, hidden = (previous[k] for k in ("channels", "kernel", "blocks", "hidden"))
         model, mean, std = keras_from_artifacts(start, with_normalisation=True)
-        report = dict(previous["training"]["stages"])
+        report = dict(previous["stages"])
         stages = tuple(s for s in stages if s.name not in report)
         run_dir = continued = previous["version"]
     specs = state_specs(channels, kernel, blocks, hidden)
@@ -382,7 +384,7 @@ def finish(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     manifest["metrics"] = {**evaluate(out), "measured_on": "the exported ONNX graph through the streaming path "
                            "(160 ms chunks, endpointing, finals by beam search with the character and word LMs at "
                            "the default settings), held-out clips only"}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest, AsrManifest)
     return manifest
 
 
@@ -431,7 +433,7 @@ def export(model: Any, specs: dict[str, tuple[int, ...]], out: Path, samples: li
         "export": report.as_manifest(),
         "metrics": {},
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest, AsrManifest)
     return manifest
 
 
@@ -448,8 +450,7 @@ def save_keras_weights(model: Any, mean: np.ndarray, std: np.ndarray, out: Path)
 def keras_from_artifacts(model_dir: Path = ARTIFACTS / NAME, with_normalisation: bool = False) -> Any:
     """The streaming Keras model of a trained artifact directory (its manifest's sizes, its saved weights);
     ``with_normalisation``: (model, mean, std), the features' normalisation it was built with."""
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    sizes = manifest["training"]
+    sizes = AsrManifest.load(model_dir).section("training")
     with np.load(model_dir / KERAS_WEIGHTS) as saved:
         mean, std = saved["mean"], saved["std"]
         model = build_model(mean, std, sizes["channels"], sizes["kernel"], sizes["blocks"], sizes["hidden"])

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from models import ARTIFACTS
+from workers.bot.model import BotManifest
+from workers.runtime.artifact import write_manifest
 
 log = logging.getLogger(__name__)
 NAME = "bot"
@@ -264,7 +266,7 @@ def train(data_dir: Path = DEFAULT_DATA, out_dir: Path = ARTIFACTS / NAME, epoch
         "metrics": metrics,
         "export": report.as_manifest() | {"quantization": "onnxruntime dynamic int8, per-channel QInt8 weights"},
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out_dir, manifest, BotManifest)
     return manifest
 
 
@@ -284,7 +286,7 @@ def keras_from_onnx(model_dir: Path, min_agreement: float = 0.95) -> Any:
     from workers.runtime.text import WordPieceTokenizer
 
     model_dir = Path(model_dir)
-    manifest = json.loads((model_dir / "manifest.json").read_text())
+    labels = BotManifest.load(model_dir).labels
     graph = onnx.load(str(model_dir / "model.onnx")).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     prefix = f"{NAME}_1/minilm_l6_1"
@@ -298,7 +300,7 @@ def keras_from_onnx(model_dir: Path, min_agreement: float = 0.95) -> Any:
     def norm(name: str) -> list[np.ndarray]:  # tf2onnx reshapes gamma (Reshape) and beta (Reshape_1)
         return [weights[f"{name}/Reshape:0"].reshape(-1), weights[f"{name}/Reshape_1:0"].reshape(-1)]
 
-    model = build_classifier(len(manifest["labels"]), pretrained=False)
+    model = build_classifier(len(labels), pretrained=False)
     encoder = model.get_layer("minilm_l6")
     word = f"{prefix}/embeddings_1/GatherV2/ReadVariableOp:0"
     (position,) = [w for w in weights.values() if w.shape == (1, 512, 384)]

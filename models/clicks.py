@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 
 from workers.clicks.baseline import SuccessorBaseline
-from workers.clicks.evaluate import _purchase_after, evaluate
-from workers.clicks.events import EVENT_TYPES, PURCHASE, Event, event_index, read_events, sessions, split_by_time
+from workers.clicks.evaluate import evaluate
+from workers.clicks.events import (EVENT_TYPES, PURCHASE, Event, event_index, purchase_after, read_events, sessions,
+                                   split_by_time)
+from workers.clicks.model import SessionManifest
+from workers.runtime.artifact import write_manifest
 
 log = logging.getLogger(__name__)
 NAME = "clicks"
@@ -108,7 +111,7 @@ def _windows(encoded: list[tuple[np.ndarray, np.ndarray, np.ndarray]], unknown_r
 def _encode(grouped: dict[str, list[Event]], index: dict[str, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return [(np.array([index.get(e.item_id, 0) for e in evs], np.int64),
              np.array([event_index(e.event_type) for e in evs], np.int64),
-             np.array(_purchase_after(evs), np.float32)) for evs in grouped.values()]
+             np.array(purchase_after(evs), np.float32)) for evs in grouped.values()]
 
 
 def train(
@@ -187,14 +190,14 @@ def train(
         "export": report.as_manifest(),
         "metrics": {},
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest, SessionManifest)
 
     model = SessionModel(out, OnnxSettings())
     baseline = SuccessorBaseline.fit(train_sessions)
     manifest["metrics"] = {"model": evaluate(model, test_sessions), "baseline_successor": evaluate(baseline, test_sessions),
                            "measured_on": "the exported ONNX graph, test split, every position, unseen items are misses"}
     manifest["training"]["total_seconds"] = round(time.time() - started, 1)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest, SessionManifest)
     log.info("metrics: %s", manifest["metrics"])
     return manifest
 
@@ -221,9 +224,9 @@ def keras_step_from_onnx(model_dir: Path) -> Any:
     from onnx import numpy_helper
 
     model_dir = Path(model_dir)
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    training = manifest["training"]
-    n_items = manifest["session"]["items"]
+    manifest = SessionManifest.load(model_dir)
+    training = manifest.section("training")
+    n_items = manifest.session["items"]
     weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(model_dir / "model.onnx")).graph.initializer}
 
     def find(layer: str, shape: tuple[int, ...], exclude: set[str] = frozenset()) -> list[str]:

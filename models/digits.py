@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from models import ARTIFACTS
+from workers.runtime.artifact import write_manifest
 
 log = logging.getLogger(__name__)
 NAME = "digits"
@@ -86,7 +87,7 @@ def train(out_dir: Path = ARTIFACTS / NAME, epochs: int = 60, version: str | Non
         "metrics": {"test_accuracy": round(float(accuracy), 4)},
         "export": report.as_manifest(),
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out_dir, manifest)
     with open(out_dir / "samples.jsonl", "w") as f:  # held-out images, for the demo's traffic
         for i, (x, y) in enumerate(zip(x_test[:200], y_test[:200], strict=True)):
             f.write(json.dumps({"id": f"digit-{i}", "inputs": {"pixels": x.astype(int).tolist()}, "label": str(y)}) + "\n")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import logging
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from models import ARTIFACTS
 from models.asr_data import ASR_DATA, DATA, lj_clips
 from workers.asr.punctuation import CASES, MARKS, PAD, UNKNOWN, Punctuator, labelled
 from workers.asr.text import normalize
+from workers.runtime.artifact import write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +227,11 @@ def train(out: Path = OUT, epochs: int = 30, batch: int = 64, min_count: int = 2
                      "batch": batch, "seed": seed, "seconds": round(time.time() - started, 1)},
         "export": report.as_manifest(),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest)
     punctuator = Punctuator.from_folder(out)
     manifest["metrics"] = {**evaluate(punctuator, fit_lines, tests),
                            "example": punctuator.display(EXAMPLE.split()),
                            "measured_on": "the exported ONNX graph through the worker's Punctuator, test lines only"}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest)
     log.info("punctuation metrics: %s", manifest["metrics"])
     return manifest

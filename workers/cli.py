@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 from workers import registry
-from workers.plugin import Command, add_config_option, settings_from
+from workers.plugin import Command
+from workers.settings import add_config_option, settings_from
 
 VERB_HELP = {
     "train": "train a model and export it to ONNX with a parity check",

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
 
     from workers.engine.handler import Handler
-    from workers.settings import Settings
 
 ENTRY_POINT_GROUP = "workers.workloads"
 
@@ -79,16 +78,3 @@ class WorkloadSpec:
         """The handler class (topics, partitions), imported now; its model is not loaded."""
         return load_object(self.handler)
 
-
-def add_config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--config FILE``: the YAML settings file a command reads (see ``workers settings``)."""
-    parser.add_argument("--config", metavar="FILE", help="YAML file with kafka:/engine:/onnx: and workload sections "
-                        "(environment variables override it; see `workers settings`)")
-    return parser
-
-
-def settings_from(args: argparse.Namespace, **overrides: dict[str, Any]) -> Settings:
-    """The settings in force for a command: ``--config``, the environment, then ``overrides``."""
-    from workers.settings import load_settings
-
-    return load_settings(getattr(args, "config", None), **overrides)

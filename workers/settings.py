@@ -14,6 +14,7 @@ sections ``kafka:``, ``engine:``, ``onnx:``, and the workloads') > defaults. ``w
 
 from __future__ import annotations
 
+import argparse
 import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -241,3 +242,15 @@ def describe_settings() -> str:
             lines.append(f"| `{prefix}{name.upper()}` | `{section}.{name}` | {shown} | {info.description} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--config FILE``: the YAML settings file a command reads (see ``workers settings``)."""
+    parser.add_argument("--config", metavar="FILE", help="YAML file with kafka:/engine:/onnx: and workload sections "
+                        "(environment variables override it; see `workers settings`)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, **overrides: dict[str, Any]) -> Settings:
+    """The settings in force for a command: ``--config``, the environment, then ``overrides``."""
+    return load_settings(getattr(args, "config", None), **overrides)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from models import ARTIFACTS
+from workers.runtime.artifact import Manifest
 from workers.devtools.bench.workloads import BenchWorkload, Step, time_session
 from workers.settings import OnnxSettings
 
@@ -24,7 +25,7 @@ def asr_tf_step(mode: str) -> Step:
     from workers.asr.text import ALPHABET, BLANK
 
     model_dir = ARTIFACTS / "asr"
-    version = json.loads((model_dir / "manifest.json").read_text())["version"]
+    version = Manifest.load(model_dir).version
     model = keras_from_artifacts(model_dir)
     state_names = [t.name for t in model.inputs if t.name != "features"]
     shapes = {t.name: tuple(t.shape[1:]) for t in model.inputs}

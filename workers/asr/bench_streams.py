@@ -77,11 +77,11 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
         if warm["chunks_answered"] < warm["chunks_sent"]:
             sut.check_alive()
             raise TimeoutError(f"{system}: warm-up stream not answered in 240 s")
-        before = sut.scrape()
+        before = sut.scrape(keep=("beam",))
         with ProcessSampler(sut.process.pid) as sampler:
             run = replay(kafka, options.files, streams, options.seconds, options.chunk_s, drain_s=10, topics=topics,
                          keep_samples=True, producer=producer)
-        after = sut.scrape()
+        after = sut.scrape(keep=("beam",))
         sut.check_alive()
     finally:
         producer.close()

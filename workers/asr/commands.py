@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workers.plugin import Command, add_config_option, settings_from
+from workers.plugin import Command
+from workers.settings import add_config_option, settings_from
 
 PHRASES_HELP = ("comma-separated phrases the speaker may say (\"zero,one,two\"); finals use only their words, "
                 "[unk] admits other words as [unk]")
@@ -41,7 +42,9 @@ def train(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else ARTIFACTS / "asr"
     if args.language_models:
-        manifest = asr.finish(out, json.loads((out / "manifest.json").read_text()))
+        from workers.asr.recognizer import AsrManifest
+
+        manifest = asr.finish(out, AsrManifest.load(out).model_dump(mode="json", exclude_unset=True))
         print(json.dumps(manifest["metrics"]))
         return 0
     epochs = {"base": args.epochs, "adapt": args.adapt_epochs, "refine": args.refine_epochs,

@@ -14,7 +14,6 @@ language model (``lm.txt.gz``, when the model directory has one): here, or by th
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,6 +24,7 @@ from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler
 from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSettings
 from workers.asr.punctuation import Punctuator
 from workers.asr.text import ALPHABET, BLANK
+from workers.runtime.artifact import Manifest
 from workers.runtime.onnx_model import OnnxModel
 from workers.asr.settings import AsrSettings
 from workers.settings import OnnxSettings
@@ -184,12 +184,19 @@ class Stream:
         return self.samples_in / self.rate
 
 
+class AsrManifest(Manifest):
+    """The acoustic model's manifest: ``asr`` holds the front end it expects and its state shapes,
+    ``training`` the sizes it was built with, ``lm`` its language models."""
+
+    asr: dict[str, Any]
+
+
 class AcousticModel:
     """The exported streaming graph plus what its manifest says about features and state."""
 
     def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
         self.onnx = OnnxModel(model_dir, onnx)
-        spec = json.loads((Path(model_dir) / "manifest.json").read_text())["asr"]
+        spec = AsrManifest.load(model_dir).asr
         if spec["sample_rate"] != SAMPLE_RATE or spec["n_mels"] != N_MELS or spec["hop"] != HOP:
             raise ValueError(f"{model_dir}: the model expects features this front end does not make: {spec}")
         if spec["alphabet"] != ALPHABET:

@@ -41,14 +41,15 @@ def bot_tf_step(mode: str) -> Step:
     import tensorflow as tf
 
     from models.bot import keras_from_onnx
+    from workers.bot.model import BotManifest
     from workers.bot.policy import Conversation, DialoguePolicy
     from workers.runtime.text import WordPieceTokenizer
 
     model_dir = ARTIFACTS / "bot"
-    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest = BotManifest.load(model_dir)
     model = keras_from_onnx(model_dir)
-    tokenizer = WordPieceTokenizer.from_file(model_dir / "vocab.txt", manifest["policy"]["max_tokens"])
-    policy = DialoguePolicy.from_manifest(manifest["labels"], manifest["policy"])
+    tokenizer = WordPieceTokenizer.from_file(model_dir / "vocab.txt", manifest.policy["max_tokens"])
+    policy = DialoguePolicy.from_manifest(manifest.labels, manifest.policy)
     conversations: dict[str, Conversation] = {}
     if mode == "predict":
         def infer(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

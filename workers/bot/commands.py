@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from workers.plugin import Command, add_config_option, settings_from
+from workers.plugin import Command
+from workers.settings import add_config_option, settings_from
 
 
 def _configure_train(p: argparse.ArgumentParser) -> None:

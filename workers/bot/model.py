@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from workers.bot.policy import DialoguePolicy
 from workers.bot.settings import DEFAULT_LENGTH_GROUP
+from workers.runtime.artifact import Manifest
 from workers.runtime.onnx_model import OnnxModel
 from workers.runtime.text import WordPieceTokenizer
 from workers.settings import OnnxSettings
@@ -22,14 +23,21 @@ def length_groups(encoded: list[list[int]], size: int = DEFAULT_LENGTH_GROUP) ->
     return [order[start : start + size] for start in range(0, len(order), size)]
 
 
+class BotManifest(Manifest):
+    """The intent model's manifest: its classes and the dialogue policy's thresholds and replies."""
+
+    labels: list[str]
+    policy: dict[str, Any]
+
+
 class IntentModel:
     def __init__(self, model_dir: str | Path, onnx: OnnxSettings, length_group: int = DEFAULT_LENGTH_GROUP) -> None:
         self.length_group = length_group
         self.onnx = OnnxModel(model_dir, onnx)
-        manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
-        self.labels: list[str] = manifest["labels"]
-        self.tokenizer = WordPieceTokenizer.from_file(Path(model_dir) / "vocab.txt", manifest["policy"]["max_tokens"])
-        self.policy = DialoguePolicy.from_manifest(self.labels, manifest["policy"])
+        manifest = BotManifest.load(model_dir)
+        self.labels: list[str] = manifest.labels
+        self.tokenizer = WordPieceTokenizer.from_file(Path(model_dir) / "vocab.txt", manifest.policy["max_tokens"])
+        self.policy = DialoguePolicy.from_manifest(self.labels, manifest.policy)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Probabilities per text, in order. The texts run in groups of similar length (``length_group``):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from workers.clicks.events import Event
 from workers.clicks.scoring import Prediction
+from workers.runtime.artifact import load_manifest, write_manifest
 
 KEEP_SUCCESSORS = 100
 
@@ -42,15 +43,14 @@ class SuccessorBaseline:
         (model_dir / "baseline.json").write_text(json.dumps({"successors": self.successors, "popular": self.popular}))
         manifest = {"name": "clicks-baseline", "version": self.version, "created": dt.datetime.now(dt.UTC).isoformat(),
                     "inputs": [], "outputs": [], "session": {"kind": "baseline"}, "metrics": metrics or {}}
-        (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_manifest(model_dir, manifest)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> SuccessorBaseline:
         model_dir = Path(model_dir)
         data = json.loads((model_dir / "baseline.json").read_text())
-        manifest = json.loads((model_dir / "manifest.json").read_text())
         successors = {a: [(b, n) for b, n in s] for a, s in data["successors"].items()}
-        return cls(successors, [(b, n) for b, n in data["popular"]], manifest["version"])
+        return cls(successors, [(b, n) for b, n in data["popular"]], load_manifest(model_dir).version)
 
     def new_state(self) -> list[str]:
         return []  # the last item, once seen

@@ -31,15 +31,15 @@ def clicks_tf_step(mode: str) -> Step:
 
     from models.clicks import keras_step_from_onnx
     from workers.clicks.events import event_index
-    from workers.clicks.model import top_items
+    from workers.clicks.model import SessionManifest, top_items
 
     model_dir = ARTIFACTS / "clicks"
-    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest = SessionManifest.load(model_dir)
     model = keras_step_from_onnx(model_dir)
     items: list[str] = json.loads((model_dir / "items.json").read_text())
     index = {item: i + 1 for i, item in enumerate(items)}
     sessions: dict[str, tuple[np.ndarray, int]] = {}
-    zero = np.zeros((1, manifest["session"]["state_size"]), np.float32)
+    zero = np.zeros((1, manifest.session["state_size"]), np.float32)
     if mode == "predict":
         def infer(item: np.ndarray, event: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
             return model.predict([item, event, state], verbose=0)

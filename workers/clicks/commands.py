@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from workers.plugin import Command, add_config_option, settings_from
+from workers.plugin import Command
+from workers.settings import add_config_option, settings_from
 
 
 def _configure_train(p: argparse.ArgumentParser) -> None:
@@ -46,7 +47,7 @@ def predict(args: argparse.Namespace) -> int:
     from models import ARTIFACTS
     from workers.clicks.evaluate import replay
     from workers.clicks.events import read_events, sessions
-    from workers.clicks.scoring import load_scorer
+    from workers.clicks.scorers import load_scorer
 
     logging.basicConfig(level="WARNING")
     scorer = load_scorer(args.model or ARTIFACTS / "clicks", settings_from(args).onnx)

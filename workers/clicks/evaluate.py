@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.clicks.events import PURCHASE, Event
+from workers.clicks.events import Event, purchase_after
 from workers.clicks.scoring import Prediction, SessionScorer
 
 
@@ -32,7 +32,7 @@ def replay(scorer: SessionScorer, sessions: dict[str, list[Event]], k: int) -> I
 
 def evaluate(scorer: SessionScorer, sessions: dict[str, list[Event]], k: int = 20) -> dict[str, Any]:
     hits, reciprocal, labels, probabilities = [], [], [], []
-    buys_after = {sid: _purchase_after(events) for sid, events in sessions.items()}
+    buys_after = {sid: purchase_after(events) for sid, events in sessions.items()}
     for sid, position, prediction in replay(scorer, sessions, k):
         events = sessions[sid]
         if position == len(events) - 1:
@@ -54,15 +54,6 @@ def evaluate(scorer: SessionScorer, sessions: dict[str, list[Event]], k: int = 2
     if probabilities and 0 < sum(labels) < len(labels):
         result["purchase_auc"] = round(roc_auc(np.array(labels), np.array(probabilities)), 4)
     return result
-
-
-def _purchase_after(events: list[Event]) -> list[bool]:
-    """For each position, whether a purchase happens strictly later in the session."""
-    later, flags = False, []
-    for event in reversed(events):
-        flags.append(later)
-        later = later or event.event_type == PURCHASE
-    return flags[::-1]
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:

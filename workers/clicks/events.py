@@ -142,3 +142,12 @@ def split_by_time(grouped: dict[str, list[Event]], test_fraction: float) -> tupl
     ordered = sorted(grouped, key=lambda sid: (grouped[sid][0].ts, sid))
     cut = int(round(len(ordered) * (1 - test_fraction)))
     return ({sid: grouped[sid] for sid in ordered[:cut]}, {sid: grouped[sid] for sid in ordered[cut:]})
+
+
+def purchase_after(events: list[Event]) -> list[bool]:
+    """For each position, whether a purchase happens strictly later in the session."""
+    later, flags = False, []
+    for event in reversed(events):
+        flags.append(later)
+        later = later or event.event_type == PURCHASE
+    return flags[::-1]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from workers.clicks.events import Event, event_index
 from workers.clicks.scoring import Prediction
+from workers.runtime.artifact import Manifest
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import OnnxSettings
 
@@ -36,12 +38,17 @@ class SessionState:
     events: int = 0
 
 
+class SessionManifest(Manifest):
+    """The session model's manifest: ``session`` holds its state size, item count and heads."""
+
+    session: dict[str, Any]
+
+
 class SessionModel:
     def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
         model_dir = Path(model_dir)
         self.onnx = OnnxModel(model_dir, onnx)
-        manifest = json.loads((model_dir / "manifest.json").read_text())
-        session = manifest["session"]
+        session = SessionManifest.load(model_dir).session
         self.state_size: int = session["state_size"]
         self.has_purchase_head: bool = session["has_purchase_head"]
         self.items: list[str] = json.loads((model_dir / "items.json").read_text())

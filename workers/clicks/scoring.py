@@ -6,9 +6,7 @@ in place, so the Kafka worker, ``workers predict clicks`` and the offline evalua
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from workers.clicks.events import Event
@@ -33,17 +31,3 @@ class SessionScorer(Protocol):
 
     def step(self, states: list[Any], events: list[Event], k: int) -> list[Prediction]:
         """Advance each session by its event (one per session) and predict; ``states`` are updated in place."""
-
-
-def load_scorer(model_dir: str | Path, onnx_settings: Any = None) -> SessionScorer:
-    """The scorer a model directory holds: the ONNX session model, or the successor-count baseline."""
-    model_dir = Path(model_dir)
-    kind = json.loads((model_dir / "manifest.json").read_text()).get("session", {}).get("kind", "gru")
-    if kind == "baseline":
-        from workers.clicks.baseline import SuccessorBaseline
-
-        return SuccessorBaseline.load(model_dir)
-    from workers.clicks.model import SessionModel
-    from workers.settings import OnnxSettings
-
-    return SessionModel(model_dir, onnx_settings or OnnxSettings())

@@ -64,7 +64,7 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """Results still being computed off the batch loop (an ASR final's beam search in another process),
+    """Results still being computed off the batch loop (e.g. a search in another process),
     so the rest of the batch is not kept waiting for them.
 
     ``finish(future)`` runs on the loop thread once ``future`` is done and returns the results (or raises

@@ -8,7 +8,6 @@ writing ``model.onnx`` (and its side files) first and ``manifest.json`` last, wi
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,13 +17,14 @@ from typing import Any
 
 from workers import metrics
 from workers.engine.handler import Handler
+from workers.runtime.artifact import read_version
 
 log = logging.getLogger(__name__)
 
 
 def manifest_version(model_dir: Path) -> str | None:
     try:
-        return str(json.loads((model_dir / "manifest.json").read_text())["version"])
+        return read_version(model_dir)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # missing or half-written: look again next time
 

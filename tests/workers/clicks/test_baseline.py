@@ -2,7 +2,7 @@ from pathlib import Path
 
 from workers.clicks.baseline import SuccessorBaseline
 from workers.clicks.events import Event
-from workers.clicks.scoring import load_scorer
+from workers.clicks.scorers import load_scorer
 
 
 def session(sid: str, *items: str) -> list[Event]:

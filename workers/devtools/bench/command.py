@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from workers.devtools.bench.workloads import SYSTEMS
 from workers.plugin import Command, WorkloadSpec
 
-SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
 DESCRIPTION = ("Runs ours, baseline_predict (model.predict per message) and baseline_tf_function (tf.function per "
                "message) through a real broker; prints a table and ratios.")
 

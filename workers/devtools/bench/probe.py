@@ -244,15 +244,15 @@ class GpuSampler:
         return round(float(np.mean(self.samples)), 1) if self.samples else None
 
 
-def scrape(metrics_url: str) -> dict[str, float]:
-    """Sample name (+ ``|le`` for buckets, ``{beam=N}`` for the ASR finals' searches) -> value, summed over all
-    other labels."""
+def scrape(metrics_url: str, keep: tuple[str, ...] = ()) -> dict[str, float]:
+    """Sample name (+ ``|le`` for buckets, ``{label=value}`` for each label in ``keep``) -> value, summed over
+    all other labels."""
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
     values: Counter[str] = Counter()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name = sample.name + (f"|{sample.labels['le']}" if "le" in sample.labels else "")
-            name += f"{{beam={sample.labels['beam']}}}" if "beam" in sample.labels else ""
+            name += "".join(f"{{{label}={sample.labels[label]}}}" for label in keep if label in sample.labels)
             values[name] += sample.value
     return dict(values)
 

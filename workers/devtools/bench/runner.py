@@ -35,9 +35,8 @@ import numpy as np
 from pydantic_settings import BaseSettings
 
 from workers import registry
-from workers.devtools.bench.command import SYSTEMS
 from workers.devtools.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
-from workers.devtools.bench.workloads import BenchWorkload
+from workers.devtools.bench.workloads import SYSTEMS, BenchWorkload
 from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.plugin import load_object
 from workers.settings import KafkaSettings, OnnxSettings
@@ -111,11 +110,11 @@ class SystemUnderTest:
                     raise TimeoutError(f"{self.system} not ready in {timeout_s}s")
                 time.sleep(0.1)
 
-    def scrape(self) -> dict[str, float]:
-        """Every worker process's metrics, summed (counters and histograms add up)."""
+    def scrape(self, keep: tuple[str, ...] = ()) -> dict[str, float]:
+        """Every worker process's metrics, summed (counters and histograms add up); ``keep``: labels kept apart."""
         total: dict[str, float] = {}
         for url in self.metrics_urls:
-            for name, value in scrape(f"{url}/metrics").items():
+            for name, value in scrape(f"{url}/metrics", keep).items():
                 total[name] = total.get(name, 0.0) + value
         return total
 

@@ -21,6 +21,8 @@ from workers.settings import OnnxSettings
 Step = Callable[[bytes | None, bytes, dict[str, bytes]], bytes]
 """(record key, record value, record headers) -> result value: one message through a baseline."""
 
+SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
+"""What ``workers bench`` compares: our worker, and the two plain TensorFlow consumer loops below."""
 MODES = ("predict", "tf_function")
 """Baseline (a): ``model.predict(x)`` per message; baseline (b): the model in ``tf.function``, per message."""
 
