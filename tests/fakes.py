@@ -21,9 +21,6 @@ class FakeConsumer:
         self.listener = listener
         listener.on_partitions_assigned(set(self.partitions))
 
-    def assign_from_beginning(self, topics: list[str], at_end: bool = False) -> None:
-        raise NotImplementedError("the engine never reads outside its group")
-
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         out = []
         for record in list(self.pending):

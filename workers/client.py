@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from workers.settings import KafkaSettings
-from workers.transport.factory import make_consumer, make_producer
+from workers.transport.base import Reader
+from workers.transport.factory import make_consumer, make_producer, make_reader
 from workers.transport.records import OutgoingRecord, Record, TopicPartition
 
 
@@ -52,16 +53,14 @@ def read(
     With a ``group_id`` the reader joins that consumer group (and shares partitions); without one it
     reads every partition from the beginning with no group join, which starts at once.
     """
-    consumer = make_consumer(
-        settings,
-        group_id or f"workers-reader-{uuid.uuid4().hex[:8]}",
-        "earliest" if from_beginning else "latest",
-        client_id="workers-reader",
-    )
+    consumer: Reader
     if group_id is None and from_beginning:
-        consumer.assign_from_beginning(topics)
+        consumer = make_reader(settings, topics)
     else:
-        consumer.subscribe(topics, _NoRebalanceWork())
+        grouped = make_consumer(settings, group_id or f"workers-reader-{uuid.uuid4().hex[:8]}",
+                                "earliest" if from_beginning else "latest", client_id="workers-reader")
+        grouped.subscribe(topics, _NoRebalanceWork())
+        consumer = grouped
     last = time.monotonic()
     try:
         while idle_timeout_s is None or time.monotonic() - last < idle_timeout_s:

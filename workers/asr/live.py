@@ -21,7 +21,7 @@ from workers.asr.handler import AsrHandler
 from workers.asr.protocol import chunk_headers
 from workers.settings import KafkaSettings
 from workers.transport.base import Producer
-from workers.transport.factory import make_consumer, make_producer
+from workers.transport.factory import make_producer, make_reader
 from workers.transport.records import OutgoingRecord
 
 AUDIO_TOPIC, TRANSCRIPT_TOPIC = AsrHandler.input_topic, AsrHandler.output_topic
@@ -65,9 +65,7 @@ class TranscriptReader:
 
     def __init__(self, kafka: KafkaSettings, on_result: Callable[[dict[str, Any], float], None],
                  keys: Callable[[str], bool], topic: str = TRANSCRIPT_TOPIC) -> None:
-        self._consumer = make_consumer(kafka, f"workers-asr-client-{uuid.uuid4().hex[:8]}", "latest",
-                                       client_id="workers-asr-client")
-        self._consumer.assign_from_beginning([topic], at_end=True)
+        self._consumer = make_reader(kafka, [topic], at_end=True, client_id="workers-asr-client")
         self._on_result, self._keys = on_result, keys
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="transcripts", daemon=True)

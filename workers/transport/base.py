@@ -29,11 +29,6 @@ class RebalanceListener(Protocol):
 class Consumer(Protocol):
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None: ...
 
-    def assign_from_beginning(self, topics: list[str], at_end: bool = False) -> None:
-        """Read every partition of ``topics`` from offset 0 (or, ``at_end``, from the current end), outside
-        any group (readers, clients, tests, tools)."""
-        ...
-
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         """Fetch up to ``max_records`` records, waiting at most ``timeout_s``; may run rebalance callbacks."""
         ...
@@ -55,6 +50,25 @@ class Consumer(Protocol):
     def close(self) -> None:
         """Leave the group (triggers a rebalance for the others) and close connections."""
         ...
+
+
+class Reader(Protocol):
+    """What tools read topics with (``workers tail``, the mic client, the demo, tests): every partition,
+    outside any group, already positioned (:func:`workers.transport.factory.make_reader`)."""
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]: ...
+
+    def close(self) -> None: ...
+
+
+class TopicAdmin(Protocol):
+    """Topic creation through one client library's admin API."""
+
+    def create_missing(self, partitions: Mapping[str, int]) -> list[str]:
+        """Create the topics of ``partitions`` (name -> partition count) that do not exist; returns their names."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Producer(Protocol):

@@ -177,3 +177,36 @@ class ConfluentProducer:
 
     def close(self) -> None:
         self._producer.flush(5)
+
+
+class ConfluentTopicAdmin:
+    """Creates topics through librdkafka's admin API; raises ``ConnectionError`` when no broker answers."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        self._timeout_s = settings.request_timeout_ms / 1000
+        self._admin = AdminClient(client_config(settings) | {"logger": logging.getLogger("librdkafka.admin")})
+        try:
+            self._admin.list_topics(timeout=min(self._timeout_s, 5.0))
+        except ck.KafkaException as exc:
+            raise ConnectionError(str(exc)) from None
+
+    def create_missing(self, partitions: Mapping[str, int]) -> list[str]:
+        from confluent_kafka.admin import NewTopic
+
+        metadata = self._admin.list_topics(timeout=self._timeout_s)
+        replicas = min(3, len(metadata.brokers) or 1)
+        missing = [NewTopic(name, n, replicas) for name, n in partitions.items() if name not in metadata.topics]
+        if not missing:
+            return []
+        for topic, future in self._admin.create_topics(missing, operation_timeout=self._timeout_s).items():
+            try:
+                future.result(self._timeout_s)
+            except ck.KafkaException as exc:
+                if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:  # else another worker won the race
+                    raise RuntimeError(f"creating topic {topic!r}: {exc}") from None
+        return [t.topic for t in missing]
+
+    def close(self) -> None:
+        pass  # AdminClient has no close; its threads end with the object

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from workers.settings import KafkaSettings
-from workers.transport.base import Consumer, Producer
+from workers.transport.base import Consumer, Producer, Reader, TopicAdmin
 
 log = logging.getLogger(__name__)
 
@@ -36,32 +37,56 @@ class BrokerUnavailable(RuntimeError):
     """No broker answered within the start-up timeout."""
 
 
+def make_reader(settings: KafkaSettings, topics: list[str], at_end: bool = False,
+                client_id: str = "workers-reader") -> Reader:
+    """A consumer outside any group that reads every partition of ``topics`` from the start (or, ``at_end``,
+    from the current end): for tools, clients and tests, never for the engine."""
+    consumer: Reader
+    group = f"{client_id}-{uuid.uuid4().hex[:8]}"
+    if settings.client == "confluent":
+        from workers.transport.confluent import ConfluentConsumer
+
+        consumer = ConfluentConsumer(settings, group, "earliest", client_id)
+    else:
+        from workers.transport.kafka_python import KafkaPythonConsumer
+
+        consumer = KafkaPythonConsumer(settings, group, "earliest", client_id)
+    consumer.assign_from_beginning(topics, at_end)
+    return consumer
+
+
+def _topic_admin(settings: KafkaSettings) -> TopicAdmin:
+    if settings.client == "confluent":
+        from workers.transport.confluent import ConfluentTopicAdmin
+
+        return ConfluentTopicAdmin(settings)
+    from workers.transport.kafka_python import KafkaPythonTopicAdmin
+
+    return KafkaPythonTopicAdmin(settings)
+
+
 def ensure_topics(
     settings: KafkaSettings,
     partitions: dict[str, int],
     timeout_s: float | None = None,
     waiting: Callable[[], None] = lambda: None,
 ) -> None:
-    """Create the topics that do not exist yet (replication factor 1 on a one-broker cluster, else 3 capped).
+    """Create the topics that do not exist yet (replication factor 1 on a one-broker cluster, else 3 capped),
+    through the admin API of the configured client library (``KAFKA_CLIENT``).
 
     Waits for the brokers first, retrying with backoff (1 s doubling to 15 s) and one log line per try,
     for ``timeout_s`` (default ``settings.startup_timeout_s``; 0 = forever); ``waiting`` is called
     between tries (the worker keeps its liveness probe green meanwhile).
     """
-    import kafka.errors
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    from workers.transport.kafka_python import client_config
-
     timeout_s = settings.startup_timeout_s if timeout_s is None else timeout_s
     started = time.monotonic()
     delay, attempt = 1.0, 0
     while True:
         attempt += 1
         try:
-            admin = KafkaAdminClient(client_id="workers-admin", **client_config(settings))
+            admin = _topic_admin(settings)
             break
-        except kafka.errors.NoBrokersAvailable:
+        except ConnectionError:
             waited = time.monotonic() - started
             if timeout_s and waited + delay > timeout_s:
                 raise BrokerUnavailable(
@@ -76,16 +101,8 @@ def ensure_topics(
     if attempt > 1:
         log.info("broker reachable at %s after %d tries", settings.bootstrap_servers, attempt)
     try:
-        existing = set(admin.list_topics())
-        brokers = len(admin.describe_cluster().get("brokers", [])) or 1
-        missing = [
-            NewTopic(name, n, min(3, brokers)) for name, n in partitions.items() if name not in existing
-        ]
-        if missing:
-            try:
-                admin.create_topics(missing)
-            except kafka.errors.TopicAlreadyExistsError:
-                pass  # another worker won the race
-            log.info("created topics %s", ", ".join(t.name for t in missing))
+        created = admin.create_missing(partitions)
+        if created:
+            log.info("created topics %s", ", ".join(created))
     finally:
         admin.close()

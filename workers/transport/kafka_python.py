@@ -172,3 +172,33 @@ class KafkaPythonProducer:
 
     def close(self) -> None:
         self._producer.close(timeout=5)
+
+
+class KafkaPythonTopicAdmin:
+    """Creates topics through kafka-python's admin client; raises ``ConnectionError`` when no broker answers."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        import kafka.admin
+        import kafka.errors
+
+        try:
+            self._admin = kafka.admin.KafkaAdminClient(client_id="workers-admin", **client_config(settings))
+        except kafka.errors.NoBrokersAvailable as exc:
+            raise ConnectionError(str(exc)) from None
+
+    def create_missing(self, partitions: Mapping[str, int]) -> list[str]:
+        import kafka.errors
+        from kafka.admin import NewTopic
+
+        existing = set(self._admin.list_topics())
+        replicas = min(3, len(self._admin.describe_cluster().get("brokers", [])) or 1)
+        missing = [NewTopic(name, n, replicas) for name, n in partitions.items() if name not in existing]
+        if missing:
+            try:
+                self._admin.create_topics(missing)
+            except kafka.errors.TopicAlreadyExistsError:
+                pass  # another worker won the race
+        return [t.name for t in missing]
+
+    def close(self) -> None:
+        self._admin.close()
