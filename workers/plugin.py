@@ -4,7 +4,7 @@ A workload is one package with one :class:`WorkloadSpec`, registered under the e
 ``workers.workloads`` of its distribution::
 
     [project.entry-points."workers.workloads"]
-    fraud = "fraud_scoring.spec:SPEC"
+    churn = "churn_scoring.spec:SPEC"
 
 The core (``serve``, ``cli``, settings, the demo and the bench runner) only iterates over the specs it
 finds there; it never names a workload. A spec is cheap to import: everything heavy (the handler, its

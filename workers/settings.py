@@ -49,7 +49,7 @@ class _YamlSectionSource(PydanticBaseSettingsSource):
 
 class SettingsSection(BaseSettings):
     """One section: its own environment prefix (``model_config``) and YAML key (``yaml_section``).
-    A workload's section subclasses it, e.g. ``env_prefix="WORKERS_FRAUD_"``, ``yaml_section = "fraud"``."""
+    A workload's section subclasses it, e.g. ``env_prefix="WORKERS_CHURN_"``, ``yaml_section = "churn"``."""
 
     yaml_section: ClassVar[str]
 

@@ -1,4 +1,4 @@
-"""Generic tensor worker: one JSON request per message, any ONNX model.
+"""Generic tensor worker: one JSON request per message, any ONNX model (contract: docs/workers/tensor.md).
 
 Request (``tensor.requests``)::
 
@@ -9,7 +9,11 @@ Result (``tensor.results``)::
     {"id": "req-1", "outputs": {"<output name>": [...]}, "label": "3", "score": 0.99,
      "model": "digits", "model_version": "...", "latency": {...}}
 
-``label``/``score`` appear when the model's manifest names the classes of its first output.
+``label``/``score`` appear when the model's manifest names the classes of its first output. Each input
+is one example without the batch axis; the worker stacks the examples of a micro-batch. Values are
+checked against the model's declared dtype and shape before they reach ONNX Runtime, each failure a
+dead-letter reason: ``wrong_shape``, ``wrong_type`` (not numbers), ``wrong_dtype`` (fractions for an
+integer input), ``out_of_range`` (beyond an integer type), ``not_finite`` (NaN, infinity, float overflow).
 """
 
 from __future__ import annotations
@@ -58,19 +62,37 @@ class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
         missing = sorted(set(self._example_shapes) - set(inputs))
         if missing:
             raise InvalidMessage("missing_field", f"inputs lack {missing}; the model takes {sorted(self._example_shapes)}")
-        tensors = {}
-        for name, shape in self._example_shapes.items():
-            try:
-                array = np.asarray(inputs[name], dtype=self.model.input_dtype(name))
-            except (TypeError, ValueError) as exc:
-                raise InvalidMessage("wrong_type", f"input {name!r} is not a numeric tensor: {exc}") from None
-            if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
-                raise InvalidMessage("wrong_shape", f"input {name!r} has shape {array.shape}, the model takes {shape}")
-            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                raise InvalidMessage("not_finite", f"input {name!r} holds NaN or infinity")
-            tensors[name] = array
+        tensors = {name: self._tensor(name, shape, inputs[name]) for name, shape in self._example_shapes.items()}
         key = record.key.decode("utf-8", "replace") if record.key else str(request_id)
         return key, (str(request_id), tensors)
+
+    def _tensor(self, name: str, shape: tuple[int | None, ...], value: Any) -> np.ndarray:
+        """One example's input ``name`` as the model's dtype, or the reason it cannot be."""
+        want = np.dtype(self.model.input_dtype(name))
+        takes = f"the model takes {want.name} of shape {_shape(shape)} per example (no batch axis)"
+        try:
+            given = np.asarray(value)
+        except ValueError:  # ragged nested lists
+            raise InvalidMessage("wrong_shape", f"input {name!r} is ragged; {takes}") from None
+        if given.dtype.kind not in "biuf":
+            raise InvalidMessage("wrong_type", f"input {name!r} is not a numeric tensor (got {given.dtype.kind!r} "
+                                 f"values); {takes}")
+        if given.ndim != len(shape) or any(w is not None and g != w for g, w in zip(given.shape, shape)):
+            raise InvalidMessage("wrong_shape", f"input {name!r} has shape {list(given.shape)}; {takes}")
+        if given.dtype.kind == "f" and not np.all(np.isfinite(given)):
+            raise InvalidMessage("not_finite", f"input {name!r} holds NaN or infinity")
+        if want.kind in "iub":
+            if given.dtype.kind == "f" and not np.all(given == np.round(given)):
+                raise InvalidMessage("wrong_dtype", f"input {name!r} holds fractions; {takes}")
+            low, high = (0, 1) if want.kind == "b" else (np.iinfo(want).min, np.iinfo(want).max)
+            if given.size and (given.min() < low or given.max() > high):
+                raise InvalidMessage("out_of_range", f"input {name!r} holds values outside {low}..{high}; {takes}")
+            return given.astype(want)
+        with np.errstate(over="ignore"):
+            cast = given.astype(want)
+        if not np.all(np.isfinite(cast)):
+            raise InvalidMessage("not_finite", f"input {name!r} overflows {want.name}")
+        return cast
 
     def process(self, batch: list[Pending[tuple[str, dict[str, np.ndarray]]]]) -> list[Outcome]:
         feeds = {name: np.stack([item.value[1][name] for item in batch]) for name in self._example_shapes}
@@ -96,6 +118,10 @@ class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
             value = json.dumps(result, allow_nan=False, default=_finite).encode()
             outcomes.append([Result(value, item.record.key)])
         return outcomes
+
+
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _finite(value: Any) -> Any:

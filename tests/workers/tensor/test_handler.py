@@ -56,3 +56,43 @@ def test_a_batch_is_classified_like_the_model_says(handler: TensorHandler) -> No
     assert [r["id"] for r in results] == [s["id"] for s in SAMPLES[:40]]
     assert abs(sum(results[0]["outputs"]["probabilities"]) - 1) < 1e-4
     assert results[0]["model_version"] == handler.model.version
+
+
+@pytest.fixture(scope="module")
+def int_handler(tmp_path_factory: pytest.TempPathFactory) -> TensorHandler:
+    """A real ONNX model with an int64 input of 3 values per example (summed as float), to check dtypes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from workers.runtime.artifact import write_manifest
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["ids"], ["as_float"], to=TensorProto.FLOAT),
+         helper.make_node("ReduceSum", ["as_float", "axes"], ["total"], keepdims=1)],
+        "sum", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 3])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+    out = tmp_path_factory.mktemp("int-model")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(out / "model.onnx"))
+    write_manifest(out, {"name": "sum", "version": "1", "inputs": [{"name": "ids", "dtype": "int64", "shape": ["batch", 3]}],
+                         "outputs": [{"name": "total", "dtype": "float32", "shape": ["batch", 1]}]})
+    return TensorHandler(out, OnnxSettings(providers=["CPUExecutionProvider"]))
+
+
+@pytest.mark.parametrize(
+    ("ids", "code"),
+    [([1, 2], "wrong_shape"), ([[1, 2, 3]], "wrong_shape"), ([1, [2], 3], "wrong_shape"), ([1.5, 2, 3], "wrong_dtype"),
+     ([2**70, 0, 0], "out_of_range"), (["1", 2, 3], "wrong_type")],
+)
+def test_an_integer_input_refuses_what_it_cannot_hold_and_says_what_it_takes(int_handler: TensorHandler, ids: object,
+                                                                             code: str) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        int_handler.decode(record(json.dumps({"id": "x", "inputs": {"ids": ids}}).encode()))
+    assert caught.value.code == code
+    assert code == "wrong_type" or "int64 of shape [3]" in caught.value.detail
+
+
+def test_an_integer_input_takes_whole_numbers_written_as_floats(int_handler: TensorHandler) -> None:
+    key, value = int_handler.decode(record(b'{"id": "a", "inputs": {"ids": [1.0, 2, 40]}}'))
+    [outcome] = int_handler.process([Pending(record(b""), key, value)])
+    assert json.loads(outcome[0].value)["outputs"]["total"] == [43.0]
