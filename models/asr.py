@@ -278,17 +278,7 @@ per epoch, and the model was still far from fitting its training set). *narrowba
 drawn afresh (twice the TTS voices) with half of it through a telephone channel (8 kHz,
 ``asr_data.narrowband_jobs``). *pauses*: that mix drawn again, half of it after 0.8-4 s of silence
 (``asr_data.pause_jobs``), so speech heard seconds into a stream is read as well as speech at its start.
-
-Tried on 2026-11-24 and not shipped: a sixth stage, 4 epochs at lr 1.5e-4, on the pauses mix drawn again
-with 35% of its TTS from Festival (text2wave: kal and ked diphones, slt HTS; festvox-kallpc16k,
-festvox-kdlpc16k, festvox-us-slt-hts). Validation CER 0.330 -> 0.329. Held out: LJ 0.424 -> 0.454, LJ at
-8 kHz 0.548 -> 0.535, FSDD jackson exact 0.796 -> 0.776 (digit prompt 0.896 either way), after a 1 s pause
-0.638 -> 0.724 (prompt 0.786 -> 0.844), pocketsphinx 0.761 -> 0.783. Worse on the targets' sets, better
-after pauses. (Festival's HTS voice ignores ``Duration_Stretch``.) The same 4 epochs on the pauses mix drawn
-again without Festival (seed + 30), also not shipped: validation CER 0.338 -> 0.328, LJ 0.424 -> 0.422,
-LJ at 8 kHz 0.548 -> 0.528, FSDD jackson 0.796 -> 0.734 (prompt 0.896 -> 0.854), after a pause 0.638 -> 0.650
-(prompt 0.786 -> 0.824), pocketsphinx 0.761 -> 0.794. So most of the Festival stage's gain after pauses came
-from the voices, not from more pause epochs, and more epochs on this mix cost the digits at a stream's start."""
+Stages tried and not shipped: docs/notes/asr-log.md."""
 
 
 STAGE_NAMES = tuple(s.name for s in STAGES)

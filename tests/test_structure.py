@@ -90,3 +90,40 @@ def test_the_import_graph_has_no_cycle() -> None:
         if module not in state:
             walk(module, [])
     assert cycles == []
+
+
+WITHOUT_DEVTOOLS = """
+import importlib.abc, sys
+
+class Missing(importlib.abc.MetaPathFinder):  # as in deploy/Dockerfile's image, which leaves workers/devtools out
+    def find_spec(self, name, path, target=None):
+        if name == "workers.devtools" or name.startswith("workers.devtools."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Missing())
+from workers import registry
+from workers.cli import build_parser
+import workers.serve
+
+verbs = next(a for a in build_parser()._actions if a.dest == "command").choices
+assert "serve" in verbs and "demo" not in verbs and "broker" not in verbs, sorted(verbs)
+for name in registry.workloads():
+    registry.handler_class(name)
+build_parser().parse_args(["serve", "tensor"])
+print("ok", sorted(verbs))
+"""
+
+
+def test_a_worker_image_serves_without_the_development_tools() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WITHOUT_DEVTOOLS], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-3000:]
+    assert "bench" not in done.stdout  # its runner is a development tool
+
+
+def test_the_dockerfiles_leave_the_development_tools_out() -> None:
+    for name in ("Dockerfile", "Dockerfile.gpu"):
+        text = (REPO / "deploy" / name).read_text()
+        assert "rm -rf workers/devtools" in text, name

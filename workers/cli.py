@@ -11,9 +11,11 @@ import sys
 from typing import Any
 
 from workers import registry
-from workers.plugin import Command
+from workers.plugin import Command, importable
 from workers.settings import add_config_option, settings_from
 
+DEVTOOLS = importable("workers.devtools")
+"""The development tools (embedded broker, demo, bench) are installed; worker images leave them out."""
 VERB_HELP = {
     "train": "train a model and export it to ONNX with a parity check",
     "predict": "run a worker's model (and policy) on a file, without Kafka",
@@ -129,14 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming real-time inference workers: Kafka in, ONNX Runtime, Kafka out.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) and create the topics")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9092)
-    p.add_argument("--cert", help="PEM certificate: serve TLS (clients: KAFKA_SECURITY_PROTOCOL=SSL, KAFKA_SSL_CAFILE)")
-    p.add_argument("--key", help="PEM private key of --cert")
-    p.set_defaults(func=cmd_broker)
-
+    if DEVTOOLS:
+        _add_devtools_commands(sub)
     specs = registry.workloads()
     workers_help = "; ".join(f"{name}: {spec.description}" for name, spec in specs.items())
     p = add_config_option(sub.add_parser("serve", help="run one worker until SIGTERM", description=f"Workers: {workers_help}."))
@@ -147,14 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=1, metavar="N",
                    help="N worker processes in one consumer group, each with 1/N of the cores (restarted if one dies)")
     p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("demo", help="embedded broker + workers + sample traffic; results and metrics on screen")
-    p.add_argument("--duration", type=float, default=15.0, help="seconds of traffic; 0 runs until Ctrl-C")
-    p.add_argument("--rate", type=float, default=20.0, help="requests per second")
-    p.add_argument("--client", choices=["confluent", "kafka-python"], default="confluent",
-                   help="Kafka client library of the workers and the demo (default: confluent, librdkafka)")
-    p.add_argument("--metrics-port", type=int, default=9400, help="first worker's metrics port; the next gets +1 (0 = any)")
-    p.set_defaults(func=cmd_demo)
 
     p = add_config_option(sub.add_parser("send", help="produce JSON lines from a file (or -) to a topic"))
     p.add_argument("topic")
@@ -177,14 +165,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_devtools_commands(sub: Any) -> None:
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) and create the topics")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--cert", help="PEM certificate: serve TLS (clients: KAFKA_SECURITY_PROTOCOL=SSL, KAFKA_SSL_CAFILE)")
+    p.add_argument("--key", help="PEM private key of --cert")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("demo", help="embedded broker + workers + sample traffic; results and metrics on screen")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds of traffic; 0 runs until Ctrl-C")
+    p.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    p.add_argument("--client", choices=["confluent", "kafka-python"], default="confluent",
+                   help="Kafka client library of the workers and the demo (default: confluent, librdkafka)")
+    p.add_argument("--metrics-port", type=int, default=9400, help="first worker's metrics port; the next gets +1 (0 = any)")
+    p.set_defaults(func=cmd_demo)
+
+
 def _commands_of(spec: Any) -> list[Command]:
-    """A workload's own verbs, plus the generic ``bench`` for one that names a bench workload only."""
+    """A workload's own verbs, plus the generic ``bench`` for one that names a bench workload only; verbs
+    whose modules this install lacks (a worker image without the development tools) are left out."""
     commands = list(spec.commands)
-    if spec.bench and not any(c.verb == "bench" and c.target == spec.name for c in commands):
+    if spec.bench and DEVTOOLS and not any(c.verb == "bench" and c.target == spec.name for c in commands):
         from workers.devtools.bench.command import command_for
 
         commands.append(command_for(spec))
-    return commands
+    return [command for command in commands if command.available()]
 
 
 def _add_workload_commands(sub: Any, commands: list[Command]) -> None:

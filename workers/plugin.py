@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
     from workers.engine.handler import Handler
 
 ENTRY_POINT_GROUP = "workers.workloads"
+
+
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported here, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def load_object(reference: str) -> Any:
@@ -49,6 +58,12 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     target: str | None = None
     description: str | None = None
+    requires: tuple[str, ...] = ()
+    """Modules the verb needs (e.g. ``workers.devtools``, which worker images leave out); where one is
+    missing the CLI does not offer the verb."""
+
+    def available(self) -> bool:
+        return all(importable(module) for module in self.requires)
 
 
 @dataclass(frozen=True)

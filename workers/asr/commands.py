@@ -234,5 +234,5 @@ COMMANDS = (
     Command("replay", "load generator: N concurrent real-time speech streams; latency report",
             replay, _configure_replay, target="asr"),
     Command("bench", "concurrent real-time streams: ours against the TensorFlow loops, p95 partial latency",
-            bench, _configure_bench, target="asr"),
+            bench, _configure_bench, target="asr", requires=("workers.devtools",)),
 )

@@ -96,9 +96,7 @@ class CharLM:
 class WordLM:
     """Word bigram, Witten-Bell interpolated with the unigram, itself interpolated with a uniform share for
     unseen words. ``<s>`` starts and ``</s>`` ends a segment, so a lone "nine" is likely and a lone "the"
-    is not. A trigram was tried (2026-11-23, trigrams seen once left to the bigram, the same weights): LJ
-    development clips WER 0.242 -> 0.232, but held-out LJ 0.424 -> 0.467 and at 8 kHz 0.548 -> 0.560; the
-    LJ text is too small for trigrams that generalise to unseen sentences."""
+    is not. (A trigram did worse on held-out speech: docs/notes/asr-log.md.)"""
 
     START, END = "<s>", "</s>"
 
@@ -118,8 +116,8 @@ class WordLM:
 
     @classmethod
     def train(cls, lines: Iterable[str], min_count: int = 1) -> WordLM:
-        """Every word is kept; a bigram seen fewer than ``min_count`` times is left to the unigram (keeping
-        them all scored better: WER 0.246 against 0.268 on the LJ development clips)."""
+        """Every word is kept; a bigram seen fewer than ``min_count`` times is left to the unigram (by default
+        none: keeping them all scored better on the development clips)."""
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for line in lines:
             words = [cls.START, *line.split(), cls.END]

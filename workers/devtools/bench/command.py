@@ -12,6 +12,7 @@ from typing import Any
 from workers.devtools.bench.workloads import SYSTEMS
 from workers.plugin import Command, WorkloadSpec
 
+DEVTOOLS = "workers.devtools"
 DESCRIPTION = ("Runs ours, baseline_predict (model.predict per message) and baseline_tf_function (tf.function per "
                "message) through a real broker; prints a table and ratios.")
 
@@ -66,4 +67,4 @@ def command_for(spec: WorkloadSpec) -> Command:
         return 0
 
     return Command("bench", f"benchmark the {spec.name} worker against plain TensorFlow consumer loops", run,
-                   _configure, target=spec.name, description=DESCRIPTION)
+                   _configure, target=spec.name, description=DESCRIPTION, requires=(DEVTOOLS,))
