@@ -321,12 +321,13 @@ def train(out: Path = ARTIFACTS / NAME, stages: tuple[Stage, ...] = STAGES, cach
         model = build_model(mean, std, channels, kernel, blocks, hidden)
         run_dir, report = "", {}
     else:
-        previous = AsrManifest.load(start).section("training")
-        channels, kernel, blocks, hidden = (previous[k] for k in ("channels", "kernel", "blocks", "hidden"))
+        previous = AsrManifest.load(start)
+        training = previous.section("training")
+        channels, kernel, blocks, hidden = (training[k] for k in ("channels", "kernel", "blocks", "hidden"))
         model, mean, std = keras_from_artifacts(start, with_normalisation=True)
-        report = dict(previous["stages"])
+        report = dict(training["stages"])
         stages = tuple(s for s in stages if s.name not in report)
-        run_dir = continued = previous["version"]
+        run_dir = continued = previous.version
     specs = state_specs(channels, kernel, blocks, hidden)
     sizes = f"c{channels}k{kernel}b{blocks}h{hidden}"
     for stage in stages:

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from workers import registry
-from workers.plugin import Command, importable
+from workers.plugin import Command, WorkloadSpec, importable
 from workers.settings import add_config_option, settings_from
 
 DEVTOOLS = importable("workers.devtools")
@@ -25,6 +25,7 @@ VERB_HELP = {
 }
 """Help of the verbs that take a workload as their first argument (``workers train NAME``); a verb a
 workload adds that is not here is shown with its own help."""
+VERB_ALIASES = {"evaluate": ["eval"]}
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -182,7 +183,7 @@ def _add_devtools_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _commands_of(spec: Any) -> list[Command]:
+def _commands_of(spec: WorkloadSpec) -> list[Command]:
     """A workload's own verbs, plus the generic ``bench`` for one that names a bench workload only; verbs
     whose modules this install lacks (a worker image without the development tools) are left out."""
     commands = list(spec.commands)
@@ -204,7 +205,7 @@ def _add_workload_commands(sub: Any, commands: list[Command]) -> None:
         else:
             grouped.setdefault(command.verb, []).append(command)
     for verb, targets in grouped.items():
-        p = sub.add_parser(verb, help=VERB_HELP.get(verb, targets[0].help))
+        p = sub.add_parser(verb, help=VERB_HELP.get(verb, targets[0].help), aliases=VERB_ALIASES.get(verb, []))
         choices = p.add_subparsers(dest="target", required=True, metavar="NAME",
                                    title="what to " + verb, description=None)
         for command in targets:
