@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from models.clicks_blend import choose_blend, evaluation_table, fit_counts, format_table, summary
 from workers.clicks.baseline import SuccessorBaseline
 from workers.clicks.evaluate import evaluate
 from workers.clicks.events import (EVENT_TYPES, PURCHASE, Event, event_index, purchase_after, read_events, sessions,
                                    split_by_time)
-from workers.clicks.model import SessionManifest
+from workers.clicks.model import COUNTS, SessionManifest, SessionModel
 from workers.runtime.artifact import write_manifest
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,19 @@ def _encode(grouped: dict[str, list[Event]], index: dict[str, int]) -> list[tupl
              np.array(purchase_after(evs), np.float32)) for evs in grouped.values()]
 
 
+def sizes_for(n_events: int) -> dict[str, int]:
+    """Embedding width, GRU width and batch size for a log of ``n_events``: small logs get a small model that
+    does not memorise them, large ones a wider model and larger batches (epochs stop early on validation)."""
+    dim = 32 if n_events < 200_000 else 64 if n_events < 3_000_000 else 128
+    return {"dim": dim, "hidden": 2 * dim, "batch_size": 64 if n_events < 1_000_000 else 256}
+
+
 def train(
     events_file: Path,
     out: Path,
-    epochs: int = 20,
-    dim: int = 64,
-    hidden: int = 128,
+    epochs: int = 30,
+    dim: int | None = None,
+    hidden: int | None = None,
     dropout: float = 0.25,
     test_fraction: float = 0.1,
     max_items: int = 50_000,
@@ -129,13 +137,14 @@ def train(
     import tensorflow as tf
 
     from export.keras_to_onnx import export_keras
-    from workers.clicks.model import SessionModel
     from workers.settings import OnnxSettings
 
     started = time.time()
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     grouped = {sid: evs for sid, evs in sessions(read_events(events_file)).items() if len(evs) >= 2}
+    sizes = sizes_for(sum(len(evs) for evs in grouped.values()))
+    dim, hidden = dim or sizes["dim"], hidden or sizes["hidden"]
     train_sessions, test_sessions = split_by_time(grouped, test_fraction)
     fit_sessions, val_sessions = split_by_time(train_sessions, 0.1)
     popularity = Counter(e.item_id for evs in train_sessions.values() for e in evs)
@@ -162,7 +171,7 @@ def train(
     x, y, sw = arrays(fit_sessions, 0.02)
     vx, vy, vsw = arrays(val_sessions, 0.0)
     history = sequence.fit(
-        x, y, sample_weight=sw, validation_data=(vx, vy, vsw), batch_size=64, epochs=epochs, verbose=2,
+        x, y, sample_weight=sw, validation_data=(vx, vy, vsw), batch_size=sizes["batch_size"], epochs=epochs, verbose=2,
         callbacks=[keras.callbacks.EarlyStopping("val_next_item_loss", mode="min", patience=2, restore_best_weights=True)],
     )
     train_s = time.time() - started
@@ -186,20 +195,53 @@ def train(
                  "sessions": len(grouped), "train_sessions": len(train_sessions), "test_sessions": len(test_sessions),
                  "split": f"latest {test_fraction:.0%} of sessions by start time are the test set"},
         "training": {"epochs_run": len(history.history["loss"]), "seconds": round(train_s, 1),
-                     "dim": dim, "hidden": hidden, "dropout": dropout, "seed": seed},
+                     "dim": dim, "hidden": hidden, "dropout": dropout, "seed": seed, "batch_size": sizes["batch_size"],
+                     "max_epochs": epochs},
         "export": report.as_manifest(),
         "metrics": {},
     }
     write_manifest(out, manifest, SessionManifest)
 
     model = SessionModel(out, OnnxSettings())
-    baseline = SuccessorBaseline.fit(train_sessions)
-    manifest["metrics"] = {"model": evaluate(model, test_sessions), "baseline_successor": evaluate(baseline, test_sessions),
-                           "measured_on": "the exported ONNX graph, test split, every position, unseen items are misses"}
+    blend = choose_blend(model, fit_counts(model, fit_sessions), val_sessions)
+    counts = fit_counts(model, train_sessions)  # the served counts know the validation window too
+    counts.save(out / COUNTS)
+    manifest["session"] |= {"kind": "hybrid", "blend": blend["weights"]}
+    manifest["training"]["blend"] = blend
+    write_manifest(out, manifest, SessionManifest)
+    model = SessionModel(out, OnnxSettings())
+    table = evaluation_table(model, counts, test_sessions)
+    manifest["metrics"] = {"model": table["hybrid"], "baseline_successor": table["successor"], "table": table,
+                           "summary": summary(table, "hybrid"),
+                           "measured_on": "the exported ONNX graph and the served blend, through the worker's step, on "
+                           "the test window (the latest sessions by start time); every position but a session's last; "
+                           "items unseen in training are misses; baselines fitted on the training window"}
     manifest["training"]["total_seconds"] = round(time.time() - started, 1)
     write_manifest(out, manifest, SessionManifest)
-    log.info("metrics: %s", manifest["metrics"])
+    log.info("test window:\n%s", format_table(table, "hybrid"))
     return manifest
+
+
+def evaluate_file(events_file: Path, model_dir: Path, test_file: Path | None = None,
+                  test_fraction: float = 0.1) -> dict[str, Any]:
+    """``workers eval clicks``: every baseline and the served scorer of ``model_dir`` on the test sessions.
+
+    Without ``test_file`` the split is the one training makes: the latest ``test_fraction`` of the file's
+    sessions by start time are the test set, the rest fit the baselines. With it, the whole file fits the
+    baselines and ``test_file`` is the test set. The served scorer is the artifact as the worker loads it."""
+    from workers.settings import OnnxSettings
+
+    grouped = {sid: evs for sid, evs in sessions(read_events(events_file)).items() if len(evs) >= 2}
+    if test_file is None:
+        train_sessions, test_sessions = split_by_time(grouped, test_fraction)
+    else:
+        train_sessions = grouped
+        test_sessions = {sid: evs for sid, evs in sessions(read_events(test_file)).items() if len(evs) >= 2}
+    model = SessionModel(model_dir, OnnxSettings())
+    served = "hybrid" if model.counts is not None else "gru"
+    table = evaluation_table(model, fit_counts(model, train_sessions), test_sessions)
+    return {"events": str(events_file), "test": str(test_file) if test_file else f"latest {test_fraction:.0%} of sessions",
+            "model": model.version, "served": served, "table": table, "summary": summary(table, served)}
 
 
 def train_baseline(events_file: Path, out: Path, test_fraction: float = 0.1) -> dict[str, Any]:

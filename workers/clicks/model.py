@@ -1,20 +1,28 @@
-"""The session model as the worker runs it: a one-step ONNX graph ``(item, event, state) -> (scores, state)``.
+"""The session model as the worker runs it: a one-step ONNX graph ``(item, event, state) -> (scores, state)``,
+blended with count and neighbourhood signals when the artifact is a hybrid.
 
 The recurrent state of every live session stays in the worker's per-key state; each event costs one
 row of one batched ONNX Runtime call, whatever the session's length. ``items.json`` maps catalogue
 item ids to the model's indices (0 = an item the model never saw; it still advances the state).
+
+A hybrid artifact (``session.kind: hybrid``) also holds the training sessions' counts (``counts.*``,
+:class:`workers.clicks.neighbours.Counts`) and ``session.blend``, the weight of each signal (``gru`` and
+those of :data:`workers.clicks.neighbours.SIGNALS`), chosen on a later validation window. The served score
+is the weighted sum of the signals, each normalised to sum 1 per session; the session's recent items are
+part of its state.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from workers.clicks.events import Event, event_index
+from workers.clicks.neighbours import HISTORY, Counts, normalised
 from workers.clicks.scoring import Prediction
 from workers.runtime.artifact import Manifest
 from workers.runtime.onnx_model import OnnxModel
@@ -36,12 +44,57 @@ def top_items(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 class SessionState:
     hidden: np.ndarray
     events: int = 0
+    history: list[int] = field(default_factory=list)
+    """The session's most recent item indices (oldest first; at most ``neighbours.HISTORY``)."""
+
+
+def advance(states: list[SessionState], item_ids: list[int]) -> list[list[int]]:
+    """Append each event's item to its session's history (bounded); returns the histories."""
+    for state, item in zip(states, item_ids, strict=True):
+        state.history.append(item)
+        del state.history[:-HISTORY]
+    return [state.history for state in states]
+
+
+def ranked(scores: np.ndarray, k: int, items: np.ndarray) -> list[list[tuple[str, float]]]:
+    """Per row, the ``k`` best ``(item id, score)`` (scores rounded to 6 decimals, so results stay short)."""
+    best, top_scores = top_items(scores, k)
+    return [list(zip(row_items, row_scores, strict=True)) for row_items, row_scores
+            in zip(items[best - 1].tolist(), np.round(top_scores.astype(np.float64), 6).tolist(), strict=True)]
 
 
 class SessionManifest(Manifest):
     """The session model's manifest: ``session`` holds its state size, item count and heads."""
 
     session: dict[str, Any]
+
+
+COUNTS = "counts"
+"""File stem of a hybrid artifact's counts (``counts.sessions.npz`` and the rest)."""
+
+
+class CountScorer:
+    """One count or neighbourhood signal as a session scorer: the baselines, scored as the model is."""
+
+    has_purchase_head = False
+
+    def __init__(self, counts: Counts, items: list[str], signal: str, version: str = "baseline") -> None:
+        self.counts, self.signal, self.version = counts, signal, version
+        self.index = {item: i + 1 for i, item in enumerate(items)}
+        self._item_array = np.array(items, dtype=object)
+        # ties (equal counts, an unseen last item) go to the more popular item: float64, so they survive the sum
+        self._ties = 1e-9 * normalised(counts.popularity[None, :]).astype(np.float64)
+
+    def new_state(self) -> SessionState:
+        return SessionState(np.zeros(0, np.float32))
+
+    def step(self, states: list[SessionState], events: list[Event], k: int) -> list[Prediction]:
+        item_ids = [self.index.get(e.item_id, 0) for e in events]
+        histories = advance(states, item_ids)
+        rows = ranked(self.counts.scores(self.signal, histories) + self._ties, k, self._item_array)
+        for state in states:
+            state.events += 1
+        return [Prediction(row, None, bool(item)) for row, item in zip(rows, item_ids, strict=True)]
 
 
 class SessionModel:
@@ -54,6 +107,8 @@ class SessionModel:
         self.items: list[str] = json.loads((model_dir / "items.json").read_text())
         self.index = {item: i + 1 for i, item in enumerate(self.items)}
         self._item_array = np.array(self.items, dtype=object)
+        self.blend: dict[str, float] = session.get("blend", {"gru": 1.0}) if session.get("kind") == "hybrid" else {"gru": 1.0}
+        self.counts = Counts.load(model_dir / COUNTS) if set(self.blend) - {"gru"} else None
 
     @property
     def version(self) -> str:
@@ -70,19 +125,26 @@ class SessionModel:
             "state": np.stack([s.hidden for s in states]),
         }
         out = self.onnx.run(feeds)
-        best, top_scores = top_items(out["scores"], k)
-        # 6 decimals, rounded in float64, so the JSON result carries short numbers (and encodes fast)
-        best_scores = np.round(top_scores.astype(np.float64), 6).tolist()
-        best_items = self._item_array[best - 1].tolist()
+        histories = advance(states, item_ids.tolist())
+        next_items = ranked(self.blended(out["scores"], histories), k, self._item_array)
         purchase = np.round(out["purchase"][:, 0].astype(np.float64), 6).tolist() if self.has_purchase_head else None
         known = item_ids.astype(bool).tolist()
         predictions = []
         for row, state in enumerate(states):
             state.hidden = out["next_state"][row]
             state.events += 1
-            predictions.append(Prediction(list(zip(best_items[row], best_scores[row], strict=True)),
-                                          purchase[row] if purchase is not None else None, known[row]))
+            predictions.append(Prediction(next_items[row], purchase[row] if purchase is not None else None, known[row]))
         return predictions
+
+    def blended(self, gru: np.ndarray, histories: list[list[int]]) -> np.ndarray:
+        """The served score rows: the GRU's softmax alone, or the hybrid's weighted sum of normalised signals."""
+        if self.counts is None:
+            return gru
+        total = self.blend.get("gru", 0.0) * gru
+        for signal, weight in self.blend.items():
+            if signal != "gru" and weight:
+                total += weight * normalised(self.counts.scores(signal, histories))
+        return total
 
     def warmup(self, runs: int) -> None:
         states = [self.new_state() for _ in range(8)]

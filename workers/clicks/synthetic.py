@@ -105,3 +105,73 @@ def _next_item(rng: np.random.Generator, catalog: Catalog, item: int, history: l
         return int(rng.choice(catalog.members[c], p=catalog.member_p[c]))
     c = rng.choice(len(catalog.category_p), p=catalog.category_p)
     return int(rng.choice(catalog.members[c], p=catalog.member_p[c]))
+
+
+def generate_hard(
+    n_sessions: int,
+    seed: int = 0,
+    n_items: int = 2000,
+    n_categories: int = 40,
+    start_ts: float = 1_767_225_600.0,
+    days: float = 28.0,
+    catalog_seed: int = 2,
+) -> list[Event]:
+    """A harder shop, where a first-order rule is not enough and the past does not simply repeat:
+
+    * **higher-order paths**: after the pair (a, b), shoppers often go on to one item that depends on both
+      (an outfit, a bundle): b alone does not tell it;
+    * **repeat visits**: returning users start from, and come back to, items of their earlier sessions;
+    * **item cold start**: a fifth of the catalogue is released during the period, at a random time each;
+    * **popularity drift**: within each category the popular items change as the weeks go by.
+
+    Sessions start in time order over ``days``, so a split by time meets new items and moved popularity.
+    """
+    rng = np.random.default_rng(seed)
+    catalog = make_catalog(np.random.default_rng(catalog_seed), n_items, n_categories)
+    shop = np.random.default_rng(catalog_seed + 1000)
+    release = np.where(shop.random(n_items) < 0.2, shop.random(n_items), 0.0)  # fraction of the period
+    salt = int(shop.integers(1, 2**31))
+    users: dict[int, list[int]] = {}
+    events: list[Event] = []
+    for s in range(n_sessions):
+        phase = (s + rng.random()) / n_sessions
+        ts = start_ts + phase * days * 86400
+        user = int(rng.integers(0, max(1, n_sessions // 4)))
+        past = users.get(user, [])
+
+        def draw(category: int) -> int:
+            members = catalog.members[category]
+            shift = int(phase * 4 * len(members) / 5)  # the ranking moves through the category over the period
+            order = np.roll(members, -shift)
+            allowed = order[release[order] <= phase]
+            if allowed.size == 0:
+                allowed = order
+            p = 1.0 / np.arange(1, allowed.size + 1) ** 1.1
+            return int(rng.choice(allowed, p=p / p.sum()))
+
+        if past and rng.random() < 0.5:
+            item = past[int(rng.integers(0, len(past)))]
+        else:
+            item = draw(int(rng.choice(len(catalog.category_p), p=catalog.category_p)))
+        history = [item]
+        for _ in range(int(rng.geometric(1 / 8))):
+            events.append(Event(f"h{s}", f"i{item}", round(ts, 3), "view" if rng.random() < 0.7 else "click", f"u{user}"))
+            ts += float(rng.lognormal(3.0, 0.8))
+            r = rng.random()
+            if len(history) >= 2 and r < 0.4:
+                a, b = history[-2], history[-1]  # the path of the pair: a function of both items
+                candidates = catalog.members[catalog.categories[b]]
+                nxt = int(candidates[(a * 7919 + b * 104729 + salt) % candidates.size])
+                item = nxt if release[nxt] <= phase else draw(int(catalog.categories[b]))
+            elif r < 0.5 and past:
+                item = past[int(rng.integers(0, len(past)))]
+            elif r < 0.75:
+                item = int(catalog.neighbours[item, rng.integers(0, catalog.neighbours.shape[1])])
+                item = item if release[item] <= phase else draw(int(catalog.categories[item]))
+            else:
+                item = draw(int(catalog.categories[history[0]]) if rng.random() < 0.7 else
+                            int(rng.choice(len(catalog.category_p), p=catalog.category_p)))
+            history.append(item)
+        users[user] = (past + history)[-30:]
+    events.sort(key=lambda e: e.ts)
+    return events
