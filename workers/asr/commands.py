@@ -169,7 +169,7 @@ def mic(args: argparse.Namespace) -> int:
     else:
         rate, chunks = args.rate, live.microphone_chunks(args.rate, args.chunk_ms / 1000, args.device)
         print("listening; Ctrl-C ends the stream", file=sys.stderr)
-    live.run_mic(kafka, chunks, rate, args.stream_id, phrases=_phrases(args))
+    live.run_mic(kafka, chunks, rate, args.stream_id, phrases=_phrases(args), level=not args.wav)
     return 0
 
 

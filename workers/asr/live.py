@@ -4,6 +4,7 @@ updates) and ``workers replay asr`` (N concurrent real-time streams, partial/fin
 from __future__ import annotations
 
 import json
+import math
 import queue
 import sys
 import threading
@@ -104,6 +105,55 @@ class ChunkSender:
         self.seq += 1
 
 
+class LevelMeter:
+    """The input level a speaker sees in ``workers mic``: RMS and peak in dBFS per chunk, and a warning when
+    the last ``window_s`` of input stayed very quiet (a laptop mic at low gain: speech there was lost) or a
+    chunk clipped. ``update`` returns the warning when it changes (None when nothing new to say)."""
+
+    QUIET_DBFS = -50.0
+    CLIP_PEAK = 0.99
+
+    def __init__(self, rate: int, window_s: float = 3.0) -> None:
+        self.window_s = window_s
+        self.window = max(1, int(rate * window_s))
+        self._energy: list[tuple[float, int]] = []  # per chunk: (sum of squares, samples), the last window_s
+        self.rms_dbfs = -120.0
+        self.peak = 0.0
+        self.warning: str | None = None
+
+    def update(self, chunk: np.ndarray) -> str | None:
+        chunk = np.asarray(chunk, np.float32)
+        if not chunk.size:
+            return None
+        energy = float(np.dot(chunk, chunk))
+        self.rms_dbfs = _dbfs(energy / chunk.size)
+        self.peak = float(np.abs(chunk).max())
+        self._energy.append((energy, chunk.size))
+        while sum(n for _, n in self._energy) - self._energy[0][1] >= self.window:
+            self._energy.pop(0)
+        samples = sum(n for _, n in self._energy)
+        window_dbfs = _dbfs(sum(e for e, _ in self._energy) / samples)
+        if self.peak >= self.CLIP_PEAK:
+            warning = "input clipping: lower the microphone gain"
+        elif samples >= self.window and window_dbfs < self.QUIET_DBFS:
+            warning = (f"input very quiet ({window_dbfs:.0f} dBFS over the last {self.window_s:g} s): raise the "
+                       "microphone gain or move closer")
+        else:
+            warning = None
+        changed = warning != self.warning
+        self.warning = warning
+        return warning if changed and warning else None
+
+    def bar(self, width: int = 10) -> str:
+        """``[#####.....  -32 dBFS]``: -60 dBFS empty, 0 dBFS full."""
+        filled = int(round(min(1.0, max(0.0, (self.rms_dbfs + 60) / 60)) * width))
+        return f"[{'#' * filled}{'.' * (width - filled)} {self.rms_dbfs:4.0f} dBFS]"
+
+
+def _dbfs(mean_square: float) -> float:
+    return 10 * math.log10(max(mean_square, 1e-12))
+
+
 def _raise_on_error(error: Exception | None, _acked_at: float) -> None:
     if error is not None:
         raise RuntimeError(f"audio chunk not delivered: {error}")
@@ -112,31 +162,45 @@ def _raise_on_error(error: Exception | None, _acked_at: float) -> None:
 def run_mic(kafka: KafkaSettings, source: Iterator[np.ndarray], rate: int, stream_id: str | None = None,
             out: TextIO = sys.stdout, final_timeout_s: float = 15.0, topics: tuple[str, str] = (AUDIO_TOPIC, TRANSCRIPT_TOPIC),
             on_result: Callable[[dict[str, Any]], None] | None = None,
-            phrases: list[str] | None = None) -> list[dict[str, Any]]:
+            phrases: list[str] | None = None, level: bool = False) -> list[dict[str, Any]]:
     """Stream ``source`` as one stream; show the partial in place and each final on its own line.
-    Returns the finals (after end of stream). ``phrases``: what the speaker may say (protocol header)."""
+    Returns the finals (after end of stream). ``phrases``: what the speaker may say (protocol header).
+    The input level is watched: a very quiet or clipping input is reported on stderr; ``level`` also
+    shows a live meter before the partial (on a terminal)."""
     stream_id = stream_id or f"mic-{uuid.uuid4().hex[:8]}"
     finals: list[dict[str, Any]] = []
     done = threading.Event()
     tty = out.isatty()
+    meter = LevelMeter(rate)
+    partial = [""]  # the open segment's text, shown after the level meter on a terminal
+
+    def redraw() -> None:
+        print("\r\033[K" + (meter.bar() + " " if level else "") + partial[0] + " …", end="", file=out, flush=True)
 
     def show(result: dict[str, Any], _at: float) -> None:
         if on_result is not None:
             on_result(result)
         if result.get("type") == "final":
+            partial[0] = ""
             if result.get("text"):
                 finals.append(result)
                 print(("\r\033[K" if tty else "") + result.get("display", result["text"]), file=out, flush=True)
             if result.get("end_of_stream"):
                 done.set()
         elif tty:
-            print("\r\033[K" + result.get("text", "") + " …", end="", file=out, flush=True)
+            partial[0] = result.get("text", "")
+            redraw()
 
     reader = TranscriptReader(kafka, show, lambda key: key == stream_id, topics[1])
     producer = make_producer(kafka, client_id="workers-mic")
     try:
         sender = ChunkSender(producer, stream_id, rate, topics[0], phrases)
         for chunk in source:
+            warning = meter.update(chunk)
+            if warning:
+                print(("\r\033[K" if tty else "") + f"[level] {warning}", file=sys.stderr, flush=True)
+            if level and tty:
+                redraw()
             sender.send(chunk)
         sender.send(np.zeros(0, np.float32), end=True)
         producer.flush(10)
