@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from workers.clicks.evaluate import evaluate
-from workers.clicks.events import Event, event_index
-from workers.clicks.model import CountScorer, SessionModel, advance
+from workers.clicks.events import Event
+from workers.clicks.model import CountScorer, SessionModel
 from workers.clicks.neighbours import SIGNALS, Counts, normalised
 
 log = logging.getLogger(__name__)
@@ -39,30 +39,18 @@ def _signal_rows(model: SessionModel, counts: Counts, group: dict[str, list[Even
                  chunk: int = 256) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Every prediction of ``group`` (every position but a session's last), in chunks: each signal's
     normalised rows (popularity-broken ties, as the baselines rank) and the index of the item that came next."""
-    saved = model.blend, model.counts
-    model.blend, model.counts = {"gru": 1.0}, None
     ties = 1e-9 * normalised(counts.popularity[None, :]).astype(np.float64)
-    try:
-        order = sorted(group, key=lambda sid: -len(group[sid]))
-        states = {sid: model.new_state() for sid in order}
-        for position in range(len(group[order[0]]) - 1 if order else 0):
-            active = [sid for sid in order if len(group[sid]) > position + 1]
-            for start in range(0, len(active), chunk):
-                ids = active[start:start + chunk]
-                batch = [states[s] for s in ids]
-                events = [group[s][position] for s in ids]
-                hidden = np.stack([s.hidden for s in batch])
-                out = model.onnx.run({"item": np.array([model.index.get(e.item_id, 0) for e in events], np.int64),
-                                      "event": np.array([event_index(e.event_type) for e in events], np.int64), "state": hidden})
-                for row, state in enumerate(batch):
-                    state.hidden = out["next_state"][row]
-                histories = advance(batch, [model.index.get(e.item_id, 0) for e in events])
-                rows = {"gru": out["scores"]}
-                rows |= {signal: normalised(counts.scores(signal, histories)) + ties for signal in SIGNALS}
-                targets = np.array([model.index.get(group[s][position + 1].item_id, 0) for s in ids])
-                yield rows, targets
-    finally:
-        model.blend, model.counts = saved
+    order = sorted(group, key=lambda sid: -len(group[sid]))
+    states = {sid: model.new_state() for sid in order}
+    for position in range(len(group[order[0]]) - 1 if order else 0):
+        active = [sid for sid in order if len(group[sid]) > position + 1]
+        for start in range(0, len(active), chunk):
+            ids = active[start:start + chunk]
+            out, _, histories = model.forward([states[s] for s in ids], [group[s][position] for s in ids])
+            rows = {"gru": out["scores"]}
+            rows |= {signal: normalised(counts.scores(signal, histories)) + ties for signal in SIGNALS}
+            targets = np.array([model.index.get(group[s][position + 1].item_id, 0) for s in ids])
+            yield rows, targets
 
 
 def _hits(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -117,7 +117,10 @@ class SessionModel:
     def new_state(self) -> SessionState:
         return SessionState(np.zeros(self.state_size, dtype=np.float32))
 
-    def step(self, states: list[SessionState], events: list[Event], k: int) -> list[Prediction]:
+    def forward(self, states: list[SessionState], events: list[Event]) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                                                              list[list[int]]]:
+        """Advance each session by its event (state, count, history) and return the GRU's outputs, the events'
+        item indices and the sessions' histories: what :meth:`step` ranks, and what the blend is tuned on."""
         item_ids = np.array([self.index.get(e.item_id, 0) for e in events], dtype=np.int64)
         feeds = {
             "item": item_ids,
@@ -125,16 +128,18 @@ class SessionModel:
             "state": np.stack([s.hidden for s in states]),
         }
         out = self.onnx.run(feeds)
-        histories = advance(states, item_ids.tolist())
-        next_items = ranked(self.blended(out["scores"], histories), k, self._item_array)
-        purchase = np.round(out["purchase"][:, 0].astype(np.float64), 6).tolist() if self.has_purchase_head else None
-        known = item_ids.astype(bool).tolist()
-        predictions = []
         for row, state in enumerate(states):
             state.hidden = out["next_state"][row]
             state.events += 1
-            predictions.append(Prediction(next_items[row], purchase[row] if purchase is not None else None, known[row]))
-        return predictions
+        return out, item_ids, advance(states, item_ids.tolist())
+
+    def step(self, states: list[SessionState], events: list[Event], k: int) -> list[Prediction]:
+        out, item_ids, histories = self.forward(states, events)
+        next_items = ranked(self.blended(out["scores"], histories), k, self._item_array)
+        purchase = np.round(out["purchase"][:, 0].astype(np.float64), 6).tolist() if self.has_purchase_head else None
+        known = item_ids.astype(bool).tolist()
+        return [Prediction(next_items[row], purchase[row] if purchase is not None else None, known[row])
+                for row in range(len(states))]
 
     def blended(self, gru: np.ndarray, histories: list[list[int]]) -> np.ndarray:
         """The served score rows: the GRU's softmax alone, or the hybrid's weighted sum of normalised signals."""
