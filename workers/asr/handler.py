@@ -32,7 +32,7 @@ from workers.asr import metrics
 from workers.asr.audio import Resampler, pcm16_to_float
 from workers.asr.finals import FinalsPool, SearchDone
 from workers.asr.protocol import Chunk, parse_chunk
-from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream
+from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream, owed
 from workers.asr.settings import AsrSettings
 from workers.toolkit.codec import encode_json
 from workers.engine.handler import Deferred, InvalidMessage, Outcome, Owed, Pending, Result, StatefulHandler
@@ -76,10 +76,11 @@ class AsrHandler(StatefulHandler[Chunk]):
         self.model = self.acoustic.onnx
         self.recognizer = Recognizer.from_settings(self.acoustic, self.settings)
         self.finals: FinalsPool | None = None
-        if self.recognizer.lm is not None and self.settings.search_processes:
+        if self.recognizer.keeps_lattice and self.settings.search_processes:
             self.finals = FinalsPool(self.acoustic.model_dir, self.settings.search_processes,
                                      self.recognizer.search_settings, self.settings.busy_beam,
-                                     self.settings.search_backlog, self.settings.search_nice)
+                                     self.settings.search_backlog, self.settings.search_nice,
+                                     self.recognizer.whisper is not None)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
         self._chunks = {o: metrics.CHUNKS.labels(worker=self.name, outcome=o)
@@ -185,10 +186,10 @@ class AsrHandler(StatefulHandler[Chunk]):
     def _search(self, produced: list[Segment]) -> Future[SearchDone] | None:
         """The beam search of the finals among ``produced`` that still owe one, submitted to the search
         processes; None when none owes one, or when finals are searched in the batch loop."""
-        owed = [s for s in produced if s.lattice is not None]
-        if not owed or self.finals is None:
+        pending = [s for s in produced if s.owes_second_pass]
+        if not pending or self.finals is None:
             return None
-        return self.finals.search([s.lattice for s in owed], [s.phrases for s in owed])
+        return self.finals.search([owed(s) for s in pending])
 
     def _finish(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
                 inference_s: float, search: Future[SearchDone]) -> list[Result]:
@@ -199,7 +200,7 @@ class AsrHandler(StatefulHandler[Chunk]):
 
     def _apply_search(self, context: ChunkContext, produced: list[Segment], search: Future[SearchDone]) -> SearchDone:
         """Give the finals among ``produced`` what their beam search found; their greedy text if it failed."""
-        pending = [s for s in produced if s.lattice is not None]
+        pending = [s for s in produced if s.owes_second_pass]
         try:
             done = search.result()
         except Exception as exc:
@@ -207,7 +208,7 @@ class AsrHandler(StatefulHandler[Chunk]):
                         context.stream_id, exc)
             done = SearchDone([], 0.0, 0)
         for segment, searched in zip(pending, done.found, strict=False):
-            self.recognizer.apply_search(segment, searched)
+            self.recognizer.apply_second_pass(segment, searched)
         metrics.FINAL_SEARCHES.labels(worker=self.name, beam=str(done.beam)).inc()
         return done
 

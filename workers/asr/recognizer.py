@@ -6,9 +6,10 @@ Per stream: a resampler, the log-mel carry-over, frames waiting for an even coun
 (convolution caches and GRU state), and the greedy CTC decoder of the current segment. A segment ends
 (a *final*) at end of stream or after ``endpoint_s`` without speech following speech (see :class:`Decoder`
 for what counts as speech).
-Partials are greedy CTC; a final is re-decoded once with a beam search and the model's character
-language model (``lm.txt.gz``, when the model directory has one): here, or by the caller
-(``defer_search``; the worker runs it in another process, see ``workers.asr.finals``).
+Partials are greedy CTC. A final gets a second pass once: its audio re-decoded by the attention decoder
+(Whisper tiny.en in the model's ``whisper/`` folder: two-pass recognition), or, for a stream with a phrase
+list or a model without it, a beam search with the model's language models (``lm.txt.gz``): here, or by the
+caller (``defer_search``; the worker runs it in another process, see ``workers.asr.finals``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import numpy as np
 from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler, push_features, resample_many
 from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSettings
 from workers.asr.punctuation import Punctuator
-from workers.asr.text import ALPHABET, BLANK
+from workers.asr.text import ALPHABET, BLANK, spoken
+from workers.asr.whisper import Decoded, Whisper
 from workers.runtime.artifact import Manifest
 from workers.runtime.onnx_model import OnnxModel
 from workers.asr.settings import AsrSettings
@@ -37,6 +39,8 @@ STARTUP_FRAMES = 2
 the audio, so they do not count as speech on their own (they stay in the segment if speech follows)."""
 LEAD_FRAMES = 10
 """Frames of the silence before a segment kept for its beam search (the onset of a soft first word)."""
+AUDIO_LEAD_S = 0.3
+"""Audio before a segment's start kept for its second pass (a soft onset the endpointer placed late)."""
 PEAK_FRAMES = 3
 """A character's confidence is its highest probability over the frame the search emitted it at and the next
 two: CTC output peaks within a few frames of where a character is first emitted."""
@@ -93,6 +97,14 @@ class Segment:
     tentative: bool = False
     """A final of a segment that greedy decoding found no letter in (voiced by letter mass alone): when its
     beam search finds no word either, it is not reported (:meth:`Recognizer.reportable`)."""
+    audio: np.ndarray | None = None
+    """A final's 16 kHz audio while its second pass (the attention decoder) is still owed."""
+    display: str | None = None
+    """The second pass's own written form of a final (casing, punctuation, numerals)."""
+
+    @property
+    def owes_second_pass(self) -> bool:
+        return self.lattice is not None or self.audio is not None
 
 
 @dataclass(slots=True)
@@ -154,6 +166,36 @@ class Decoder:
         return [*self.closed, Word("".join(current), start, end + frame_s)] if current else list(self.closed)
 
 
+@dataclass(slots=True)
+class SegmentAudio:
+    """A stream's 16 kHz audio from a little before its open segment: what the second pass re-decodes."""
+
+    chunks: list[np.ndarray] = field(default_factory=list)
+    start: int = 0  # the stream's sample index (16 kHz) of the first kept sample
+    size: int = 0
+
+    def push(self, samples: np.ndarray) -> None:
+        if len(samples):
+            self.chunks.append(samples.astype(np.float32, copy=False))
+            self.size += len(samples)
+
+    def take(self, start_s: float, end_s: float) -> np.ndarray:
+        audio = np.concatenate(self.chunks) if len(self.chunks) > 1 else (self.chunks[0] if self.chunks else
+                                                                          np.zeros(0, np.float32))
+        self.chunks = [audio] if len(audio) else []
+        first = max(0, round(start_s * SAMPLE_RATE) - self.start)
+        return audio[first:max(first, round(end_s * SAMPLE_RATE) - self.start)].copy()
+
+    def drop_before(self, time_s: float) -> None:
+        cut = round(time_s * SAMPLE_RATE) - self.start
+        if cut <= 0 or not self.chunks:
+            return
+        audio = np.concatenate(self.chunks)[cut:]
+        self.chunks = [audio] if len(audio) else []
+        self.start += min(cut, self.size)
+        self.size = len(audio)
+
+
 class Heard(NamedTuple):
     """One stream's model frames of a chunk: log-probabilities [T, vocab], greedy token and voiced flag [T]."""
 
@@ -178,6 +220,7 @@ class Stream:
     samples_in: int = 0  # at the stream's own rate
     phrases: Phrases | None = None
     """What the stream may say (its client's phrase list), for its finals' beam search; None: anything."""
+    audio: SegmentAudio = field(default_factory=SegmentAudio)
 
     @property
     def audio_s(self) -> float:
@@ -196,6 +239,7 @@ class AcousticModel:
 
     def __init__(self, model_dir: str | Path, onnx: OnnxSettings) -> None:
         self.onnx = OnnxModel(model_dir, onnx)
+        self.onnx_settings = onnx
         spec = AsrManifest.load(model_dir).asr
         if spec["sample_rate"] != SAMPLE_RATE or spec["n_mels"] != N_MELS or spec["hop"] != HOP:
             raise ValueError(f"{model_dir}: the model expects features this front end does not make: {spec}")
@@ -213,6 +257,12 @@ class AcousticModel:
         """The casing and punctuation tagger shipped with it, for the finals' ``display``: loaded when a
         recogniser that punctuates asks for it, not by every user of the acoustic model."""
         return Punctuator.load(self.model_dir)
+
+    @functools.cached_property
+    def whisper(self) -> Whisper | None:
+        """The second pass's attention model shipped with it (``whisper/``), loaded when a recogniser asks."""
+        folder = self.model_dir / "whisper"
+        return Whisper(folder, self.onnx_settings) if Whisper.available(folder) else None
 
     @property
     def version(self) -> str:
@@ -244,13 +294,90 @@ class AcousticModel:
             self.onnx.observer = observer
 
 
+class Owed(NamedTuple):
+    """What a final's second pass reads: its audio (attention decoder) or its frames and phrases (search)."""
+
+    lattice: np.ndarray | None
+    phrases: Phrases | None
+    audio: np.ndarray | None
+
+
+def owed(segment: Segment) -> Owed:
+    return Owed(segment.lattice if segment.audio is None else None, segment.phrases, segment.audio)
+
+
+def second_pass(whisper: Whisper | None, lm: LanguageModels | None, settings: SearchSettings,
+                jobs: list[Owed]) -> list[Searched | Decoded]:
+    """Each job's second pass: the attention decoder over its audio (all of them in one batch), else the
+    beam search over its frames."""
+    found: list[Searched | Decoded | None] = [None] * len(jobs)
+    heard = [i for i, job in enumerate(jobs) if job.audio is not None]
+    if heard:
+        assert whisper is not None, "a final carries audio only where the model has the attention decoder"
+        for i, decoded in zip(heard, whisper.transcribe([jobs[i].audio for i in heard]), strict=True):
+            found[i] = decoded
+    for i, job in enumerate(jobs):
+        if found[i] is None:
+            assert lm is not None and job.lattice is not None
+            found[i] = lm.search(job.lattice, settings, job.phrases)
+    return found  # type: ignore[return-value]
+
+
+def word_confidences(whisper: Whisper, decoded: Decoded) -> list[tuple[str, float]]:
+    """The decoded text's spoken words, each with the mean probability of the tokens of the written word it
+    was read from ("1963" gives four words, each with the confidence of the tokens of "1963")."""
+    written: list[tuple[str, list[float]]] = []
+    for piece, probability in zip(whisper.tokenizer.pieces(decoded.tokens), decoded.probabilities, strict=True):
+        if not written or piece.startswith(" "):
+            written.append((piece, [probability]))
+        else:
+            written[-1] = (written[-1][0] + piece, [*written[-1][1], probability])
+    return [(word, float(np.mean(probabilities))) for text, probabilities in written for word in spoken(text).split()]
+
+
+def align(lattice: np.ndarray, text: str) -> list[int] | None:
+    """The frame of ``lattice`` ([frames, vocab] CTC log-probabilities) each character of ``text`` is
+    emitted at on the most likely CTC path that spells ``text`` (Viterbi forced alignment); None when the
+    lattice is too short to spell it."""
+    labels = [ALPHABET.index(c) + 1 for c in text]
+    states = np.full(2 * len(labels) + 1, BLANK, np.int64)
+    states[1::2] = labels
+    frames = len(lattice)
+    if frames < len(labels):
+        return None
+    emit = lattice.astype(np.float32)[:, states]
+    skip = np.zeros(len(states), bool)
+    skip[3::2] = states[3::2] != states[1:-2:2]  # a letter may follow the previous letter without a blank
+    never = np.float32(-1e30)
+    score = np.full(len(states), never, np.float32)
+    score[:2] = emit[0, :2]
+    moves = np.zeros((frames, len(states)), np.int8)
+    for t in range(1, frames):
+        one = np.concatenate([[never], score[:-1]])
+        two = np.where(skip, np.concatenate([[never, never], score[:-2]]), never)
+        options = np.stack([score, one, two])
+        moves[t] = options.argmax(0)
+        score = options.max(0) + emit[t]
+    state = len(states) - 1 if len(states) < 2 or score[-1] >= score[-2] else len(states) - 2
+    if score[state] <= never / 2:
+        return None
+    first = [0] * len(labels)
+    for t in range(frames - 1, -1, -1):
+        if state % 2:
+            first[state // 2] = t
+        state -= int(moves[t, state])
+    return first
+
+
 class Recognizer:
     """Streams in, segments out. Not thread-safe: one caller (the engine's batch loop, or a CLI)."""
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
                  search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0,
-                 punctuate: bool = True) -> None:
+                 punctuate: bool = True, second_pass: bool = True) -> None:
         self.model = model
+        self.whisper = model.whisper if second_pass else None
+        self.punctuate = punctuate
         self.punctuator = model.punctuator if punctuate else None
         self.speech_probability = speech_probability
         self.min_confidence = min_confidence
@@ -262,7 +389,8 @@ class Recognizer:
     @classmethod
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
-                   settings.speech_probability, settings.min_word_confidence, settings.punctuate)
+                   settings.speech_probability, settings.min_word_confidence, settings.punctuate,
+                   settings.second_pass)
 
     def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -278,8 +406,10 @@ class Recognizer:
         ready: list[np.ndarray] = []
         resampled = resample_many([s.resampler for s in streams], chunks)
         featured = push_features([s.features for s in streams], resampled)  # one log-mel call for the batch
-        for stream, frames, chunk, end in zip(streams, featured, chunks, ends, strict=True):
+        for stream, frames, chunk, end, samples in zip(streams, featured, chunks, ends, resampled, strict=True):
             stream.samples_in += len(chunk)
+            if self.whisper is not None:
+                stream.audio.push(samples)
             if end:
                 frames = np.concatenate([frames, stream.features.push(np.zeros(int(TAIL_S * SAMPLE_RATE), np.float32))])
             frames = np.concatenate([stream.pending, frames]) if len(stream.pending) else frames
@@ -303,6 +433,12 @@ class Recognizer:
         return [self._decode(stream, frames, end, defer_search)
                 for stream, frames, end in zip(streams, heard, ends, strict=True)]
 
+    @property
+    def keeps_lattice(self) -> bool:
+        """A segment's frames are kept for its final: the beam search reads them, the second pass aligns its
+        words on them."""
+        return self.lm is not None or self.whisper is not None
+
     def _voiced(self, log_probs: np.ndarray, best: np.ndarray) -> np.ndarray:
         """Per frame ([..., frames]): speech is heard (see :class:`Decoder`). Soft evidence counts only with
         a beam search to find its words. (A stream's first :data:`STARTUP_FRAMES` never count: the caller.)"""
@@ -321,7 +457,7 @@ class Recognizer:
             while start < len(best):
                 stop = self._endpoint(stream.decoder, voiced, start)
                 stream.decoder.push(best[start:stop], voiced[start:stop], (stream.frames_done + start) * frame_s,
-                                    frame_s, log_probs[start:stop] if self.lm is not None else None)
+                                    frame_s, log_probs[start:stop] if self.keeps_lattice else None)
                 position = (stream.frames_done + stop) * frame_s
                 speech = stream.decoder.heard
                 if speech and stream.decoder.silent_frames >= self.endpoint_frames:
@@ -349,6 +485,7 @@ class Recognizer:
             stream.decoder.log_probs = [lead]
             stream.decoder.first_time = position - len(lead) * self.model.frame_s
         stream.segment_start_s = position
+        stream.audio.drop_before(position - AUDIO_LEAD_S)
 
     @staticmethod
     def reportable(segments: list[Segment], end: bool) -> list[Segment]:
@@ -379,6 +516,44 @@ class Recognizer:
         assert self.lm is not None
         return self.lm.search(lattice, self.search_settings, phrases)
 
+    def second_pass(self, segments: list[Segment]) -> list[Searched | Decoded]:
+        """What each final owing one gets here in the batch loop (the worker runs
+        :func:`workers.asr.finals.second_pass` in its search processes instead)."""
+        return second_pass(self.whisper, self.lm, self.search_settings, [owed(s) for s in segments])
+
+    def apply_second_pass(self, segment: Segment, found: Searched | Decoded) -> None:
+        if isinstance(found, Decoded):
+            self.apply_decoded(segment, found)
+        else:
+            self.apply_search(segment, found)
+
+    def apply_decoded(self, segment: Segment, decoded: Decoded) -> None:
+        """Replace a final's greedy text by the attention decoder's: ``text`` its spoken words (numbers read
+        out), ``display`` Whisper's written form, each word timed by aligning the text on the streaming
+        model's frames and scored by the decoder's token probabilities. A final the decoder heard nothing in
+        becomes tentative (not reported unless it ends the stream)."""
+        assert self.whisper is not None
+        frame_s = self.model.frame_s
+        scored = word_confidences(self.whisper, decoded)
+        text = " ".join(word for word, _ in scored)
+        frames = align(segment.lattice, text) if segment.lattice is not None and text else None
+        if frames is not None:
+            decoder = Decoder(tokens=[ALPHABET.index(c) + 1 for c in text],
+                              times=[segment.lattice_start_s + f * frame_s for f in frames])
+            segment.words = decoder.words(frame_s)
+        else:  # no frames to align on: the words share the segment's span evenly
+            step = (segment.end_s - segment.start_s) / max(1, len(scored))
+            segment.words = [Word(w, segment.start_s + i * step, segment.start_s + (i + 1) * step)
+                             for i, (w, _) in enumerate(scored)]
+        for word, (_, confidence) in zip(segment.words, scored, strict=True):
+            word.confidence = confidence
+        kept = [w for w in segment.words if w.confidence >= self.min_confidence]
+        segment.display = decoded.text if len(kept) == len(segment.words) and kept else None
+        segment.words = kept
+        segment.text = " ".join(w.word for w in kept)
+        segment.tentative = segment.tentative or not kept
+        segment.lattice = segment.audio = None
+
     def apply_search(self, segment: Segment, found: Searched) -> None:
         """Replace a final's greedy text and words by what its beam search found, each word with its
         confidence; words below ``min_confidence`` are dropped. With an open phrase list a word outside it
@@ -404,7 +579,11 @@ class Recognizer:
         """A final's words written with casing and punctuation (once its search is applied); None for a
         partial, or without a tagger. Partials stay lower case: a tagger that sees half a sentence would
         change its mind with every chunk."""
-        if not segment.final or self.punctuator is None:
+        if not segment.final or not self.punctuate:
+            return None
+        if segment.display is not None:
+            return segment.display
+        if self.punctuator is None:
             return None
         return self.punctuator.display([w.word for w in segment.words])
 
@@ -413,12 +592,15 @@ class Recognizer:
         segment = self._segment(stream, final=True, end_s=end_s)
         segment.reason = reason
         segment.tentative = decoder.heard and not decoder.has_speech
-        if self.lm is not None and decoder.log_probs and decoder.heard:
+        if self.keeps_lattice and decoder.log_probs and decoder.heard:
             segment.lattice = np.concatenate(decoder.log_probs)
             segment.lattice_start_s = decoder.first_time or 0.0
             segment.phrases = stream.phrases
+            if self.whisper is not None and (stream.phrases is None or self.lm is None):
+                segment.audio = stream.audio.take(segment.start_s - AUDIO_LEAD_S, end_s)
             if not defer_search:
-                self.apply_search(segment, self.search(segment.lattice, segment.phrases))
+                self.apply_second_pass(segment, self.second_pass([segment])[0])
+        stream.audio.drop_before(end_s - AUDIO_LEAD_S)
         stream.segment += 1
         stream.segment_start_s = end_s
         stream.decoder = Decoder()

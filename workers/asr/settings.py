@@ -34,8 +34,13 @@ class AsrSettings(SettingsSection):
         "drops words made up in loud noise, at the cost of softly spoken real ones.")
     punctuate: bool = Field(
         True, description="Finals carry \"display\": their words with casing and punctuation (\"I was not at "
-        "Dallas.\"), from the tagger shipped in the model's punctuation/ folder (none: no display). \"text\" "
+        "Dallas.\"): the second pass's own text, else the tagger shipped in the model's punctuation/ folder. \"text\" "
         "and the words stay lower case, as WER is measured.")
+    second_pass: bool = Field(
+        True, description="Finals of open dictation are re-decoded from the segment's audio by the model's "
+        "attention decoder (Whisper tiny.en, in the model's whisper/ folder) in the search processes: the "
+        "accurate text, Whisper's own casing and punctuation as display, word times from the streaming model's "
+        "alignment. Streams with a phrase list, and models without whisper/, keep the CTC beam search.")
     max_stream_s: float = Field(
         3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
         "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")

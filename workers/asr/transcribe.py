@@ -55,7 +55,7 @@ def transcribe(paths: Iterable[str | Path], recognizer: Recognizer, chunk_s: flo
             segments = [{"text": s.text, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
                          "words": [w.as_dict() for w in s.words]} for s in f.finals]
             result: dict[str, Any] = {"file": f.path, "text": " ".join(s.text for s in f.finals)}
-            if recognizer.punctuator is not None:
+            if recognizer.punctuator is not None or recognizer.whisper is not None:
                 for segment, final in zip(segments, f.finals, strict=True):
                     segment["display"] = recognizer.display(final)
                 result["display"] = " ".join(s["display"] for s in segments if s["display"])

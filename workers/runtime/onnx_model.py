@@ -46,7 +46,10 @@ def choose_providers(preferred: list[str]) -> list[str]:
 
 
 class OnnxModel:
-    def __init__(self, model_dir: str | Path, settings: OnnxSettings, manifest: Manifest | None = None) -> None:
+    def __init__(self, model_dir: str | Path, settings: OnnxSettings, manifest: Manifest | None = None,
+                 filename: str = "model.onnx") -> None:
+        """``filename``: the graph in ``model_dir`` (a directory may hold several, e.g. an encoder and a
+        decoder, under one manifest)."""
         self.model_dir = Path(model_dir)
         self.manifest = manifest or load_manifest(self.model_dir)
         options = ort.SessionOptions()
@@ -57,7 +60,7 @@ class OnnxModel:
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         options.graph_optimization_level = _OPT_LEVELS[settings.graph_optimization_level]
         self.session = ort.InferenceSession(
-            str(self.model_dir / "model.onnx"), options, providers=choose_providers(settings.providers)
+            str(self.model_dir / filename), options, providers=choose_providers(settings.providers)
         )
         self.provider = self.session.get_providers()[0]
         self.inputs = {i.name: i for i in self.session.get_inputs()}

@@ -12,6 +12,7 @@ import numpy as np
 from models import ARTIFACTS
 from workers.asr.finals import FinalsPool
 from workers.asr.lm import LanguageModels, SearchSettings
+from workers.asr.recognizer import Owed
 from workers.asr.text import ALPHABET
 from workers.asr.settings import AsrSettings
 
@@ -31,13 +32,17 @@ def lattice(text: str) -> np.ndarray:
     return np.stack(rows).astype(np.float16)
 
 
+def searches(lattices: list[np.ndarray]) -> list[Owed]:
+    return [Owed(lp, None, None) for lp in lattices]
+
+
 def test_the_pool_finds_what_the_in_process_search_finds() -> None:
     lms = LanguageModels.load(MODEL)
     assert lms is not None and lms.words is not None
     lattices = [lattice("the bank"), lattice("my card")]
     pool = FinalsPool(MODEL, 1, SETTINGS)
     try:
-        done = pool.search(lattices).result(timeout=60)
+        done = pool.search(searches(lattices)).result(timeout=60)
     finally:
         pool.close()
     assert done.found == [lms.search(lp, SETTINGS) for lp in lattices] and done.found[0].text == "the bank"
@@ -49,9 +54,9 @@ def test_a_backlogged_pool_searches_narrower_until_it_catches_up() -> None:
     pool = FinalsPool(MODEL, 1, SETTINGS, busy_beam=4, backlog=2)
     try:
         pool.warmup()
-        burst = [pool.search(long) for _ in range(5)]
+        burst = [pool.search(searches(long)) for _ in range(5)]
         beams = [future.result(timeout=120).beam for future in burst]
-        after = pool.search(long).result(timeout=60).beam
+        after = pool.search(searches(long)).result(timeout=60).beam
     finally:
         pool.close()
     assert beams == [SETTINGS.beam, SETTINGS.beam, 4, 4, 4] and after == SETTINGS.beam

@@ -65,6 +65,7 @@ class ScriptedModel:
 
     stack, frame_s, version = 2, 0.02, "scripted"
     punctuator = None  # finals stay as heard
+    whisper = None  # no second pass but the beam search
 
     def __init__(self, tokens: list[int]) -> None:
         self.tokens, self.position = tokens, 0

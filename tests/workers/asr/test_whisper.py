@@ -1,0 +1,111 @@
+"""The finals' second pass: Whisper's features, its tokenizer, the committed int8 pair, and what a final
+carries when the recogniser runs it (spoken text, Whisper's display, aligned word times, confidences)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import ARTIFACTS
+from workers.asr.audio import SAMPLE_RATE, read_wav, resample
+from workers.asr.recognizer import AcousticModel, Recognizer, align
+from workers.asr.text import ALPHABET, spoken, word_errors
+from workers.asr.whisper import Whisper, level, log_mel, window_frames
+from workers.settings import OnnxSettings
+
+SAMPLES = Path(__file__).resolve().parents[3] / "workers" / "asr" / "samples"
+WHISPER = ARTIFACTS / "asr" / "whisper"
+
+
+def sample(name: str) -> np.ndarray:
+    audio, rate = read_wav(SAMPLES / name)
+    return resample(audio, rate, SAMPLE_RATE)
+
+
+@pytest.fixture(scope="module")
+def whisper() -> Whisper:
+    return Whisper(WHISPER)
+
+
+def test_the_features_equal_faster_whispers_extractor() -> None:
+    reference = pytest.importorskip("faster_whisper.feature_extractor")
+    audio = sample("librivox-0880.wav")
+    want = reference.FeatureExtractor()(audio)  # [80, frames]
+    assert np.abs(log_mel(audio) - want.T).max() < 1e-4
+
+
+def test_a_segment_at_any_level_or_dc_offset_is_brought_to_one_level() -> None:
+    audio = sample("librivox-0880.wav")
+    loud = level(audio)
+    for gain_db, offset in ((-50, 0.0), (-30, 0.02), (-6, 0.0)):
+        scaled = audio * np.float32(10 ** (gain_db / 20)) / np.abs(audio).max() + np.float32(offset)
+        assert np.abs(level(scaled) - loud).max() < 1e-3
+    assert not level(np.zeros(1600, np.float32)).any()  # silence stays silence
+
+
+def test_the_encoder_window_holds_the_segment_and_seconds_of_silence() -> None:
+    assert window_frames(200) == 1000  # a 2 s segment: a 10 s window
+    assert window_frames(900) == 1200  # 9 s: 3 s of silence after it
+    assert window_frames(2990) == 3000  # never past the 30 s of positions
+
+
+def test_the_committed_pair_transcribes_unseen_speech(whisper: Whisper) -> None:
+    lj, librivox = whisper.transcribe([sample("LJ001-0006.wav"), sample("librivox-0880.wav")])
+    errors, words = word_errors("and it is worth mention in passing that as an example of fine typography",
+                                spoken(lj.text))
+    assert errors / words <= 0.1, lj.text
+    assert lj.text[0].isupper() and lj.text[-1] in ".,"  # Whisper's own casing and punctuation
+    assert len(lj.tokens) == len(lj.probabilities) and all(0 < p <= 1 for p in lj.probabilities)
+    assert "young man" in librivox.text
+
+
+def test_a_segment_reads_the_same_whatever_is_decoded_beside_it(whisper: Whisper) -> None:
+    clips = [sample("librivox-0880.wav"), sample("LJ001-0006.wav")[: SAMPLE_RATE * 2]]
+    together = whisper.transcribe(clips)
+    alone = [whisper.transcribe([c])[0] for c in clips]
+    assert [d.tokens for d in together] == [d.tokens for d in alone]
+
+
+def test_a_segment_said_twice_over_by_greedy_decoding_is_cut_at_the_repeat() -> None:
+    assert Whisper._repeats([1, 2, 3, 4, 5, 6, 1, 2, 3, 4]) == 4
+    assert Whisper._repeats([7, 7, 7, 7, 7]) == 4
+    assert Whisper._repeats([1, 2, 3, 4, 5, 1, 2, 3, 9]) == 0
+
+
+def test_spoken_reads_numbers_out() -> None:
+    assert spoken("It's 5 past 10:30, in 1963.") == "it's five past ten thirty in nineteen sixty three"
+    assert spoken("The 21st of May: $5, 10% of 1,000,000.") == \
+        "the twenty first of may five dollars ten percent of one million"
+    assert spoken("2005, 1900 and the 1960s; 3.5") == \
+        "two thousand five one thousand nine hundred and the nineteen sixties three point five"
+
+
+def test_alignment_finds_where_each_character_is_emitted() -> None:
+    rows = np.full((12, len(ALPHABET) + 1), -9.0, np.float32)
+    rows[:, 0] = -0.01
+    for frame, char in ((2, "h"), (4, "i"), (6, " "), (9, "y"), (10, "o")):
+        rows[frame] = -9.0
+        rows[frame, ALPHABET.index(char) + 1] = -0.01
+    assert align(rows, "hi yo") == [2, 4, 6, 9, 10]
+    assert align(rows[:3], "hi yo") is None  # too short to spell it
+
+
+def test_a_final_carries_the_second_pass_text_display_times_and_confidences() -> None:
+    model = AcousticModel(ARTIFACTS / "asr", OnnxSettings())
+    recognizer = Recognizer(model)
+    assert recognizer.whisper is not None
+    audio = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), sample("LJ001-0006.wav")])
+    stream, finals = recognizer.new_stream(SAMPLE_RATE), []
+    for start in range(0, len(audio), 2560):
+        end = start + 2560 >= len(audio)
+        finals += [s for s in recognizer.accept([stream], [audio[start:start + 2560]], [end])[0] if s.final]
+    final = finals[-1]
+    errors, words = word_errors("and it is worth mention in passing that as an example of fine typography",
+                                " ".join(f.text for f in finals))
+    assert errors / words <= 0.15
+    display = recognizer.display(final)
+    assert display is not None and display[0].isupper()
+    starts = [w.start_s for w in final.words]
+    assert starts == sorted(starts) and final.start_s - 0.5 <= starts[0] and starts[-1] <= final.end_s
+    assert all(0 < w.confidence <= 1 for w in final.words)
+    assert final.audio is None and final.lattice is None  # nothing owed any more
