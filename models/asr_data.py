@@ -345,6 +345,21 @@ def after_pause(clips: list[Clip], seconds: float = PAUSE_S, level_dbfs: float =
     return _derived_copies(clips, f"pause{seconds:g}s", "pause", with_pause)
 
 
+LEVELS_DBFS = (-50, -30, -10)
+"""The input levels the unseen speaker's digits are evaluated at (RMS over the clip): a laptop microphone at
+low gain reads around -45 dBFS, a headset close to the mouth around -15."""
+
+
+def at_level(clips: list[Clip], dbfs: float) -> list[Clip]:
+    """The clips scaled to an RMS of ``dbfs`` (PCM16, written once to ``.cache/asr/eval``)."""
+
+    def scaled(audio: np.ndarray, rate: int, _: str) -> tuple[np.ndarray, int]:
+        rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) or 1.0
+        return np.clip(audio * (10 ** (dbfs / 20) / rms), -1, 1).astype(np.float32), rate
+
+    return _derived_copies(clips, f"level{dbfs:g}dbfs", f"{dbfs:g}dbfs", scaled)
+
+
 @dataclass(frozen=True)
 class EvaluationSet:
     """Held-out clips, and the phrase list their streams send (None: open dictation)."""
@@ -353,9 +368,11 @@ class EvaluationSet:
     phrases: list[str] | None = None
 
 
-EVALUATION_SETS = ("ljspeech_held_out", "ljspeech_held_out_8khz", f"fsdd_{FSDD_HELD_OUT_SPEAKER}",
-                   f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt", f"fsdd_{FSDD_HELD_OUT_SPEAKER}_after_pause",
-                   f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt_after_pause", "pocketsphinx")
+ACOUSTIC_SETS = ("ljspeech_held_out", "ljspeech_held_out_8khz", f"fsdd_{FSDD_HELD_OUT_SPEAKER}",
+                 f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt", f"fsdd_{FSDD_HELD_OUT_SPEAKER}_after_pause",
+                 f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt_after_pause", "pocketsphinx")
+"""The sets training measures the streaming model on (its manifest's metrics)."""
+EVALUATION_SETS = (*ACOUSTIC_SETS, *(f"fsdd_{FSDD_HELD_OUT_SPEAKER}_at_{level}dbfs" for level in LEVELS_DBFS))
 
 
 def evaluation_sets(names: list[str] | None = None) -> dict[str, EvaluationSet]:
@@ -363,7 +380,8 @@ def evaluation_sets(names: list[str] | None = None) -> dict[str, EvaluationSet]:
     (the 8 kHz copies are written on first use). ``ljspeech_held_out_8khz`` is the LJ set again at a phone
     line's 8 kHz; ``fsdd_jackson_digit_prompt`` the unseen speaker's digits again, each stream sending the
     ten digit words as its phrase list, as a client that asked for a digit does; the ``_after_pause`` sets
-    the same clips after a pause (:func:`after_pause`)."""
+    the same clips after a pause (:func:`after_pause`); the `_at_<level>dbfs` sets the same clips at that
+    input level (:func:`at_level`)."""
     unknown = sorted(set(names or []) - set(EVALUATION_SETS))
     if unknown:
         raise ValueError(f"no evaluation set {', '.join(unknown)}; there are {', '.join(EVALUATION_SETS)}")
@@ -376,6 +394,8 @@ def evaluation_sets(names: list[str] | None = None) -> dict[str, EvaluationSet]:
         f"fsdd_{FSDD_HELD_OUT_SPEAKER}_digit_prompt_after_pause":
             lambda: EvaluationSet(after_pause(fsdd_clips()[1]), DIGITS),
         "pocketsphinx": lambda: EvaluationSet(pocketsphinx_clips()),
+        **{f"fsdd_{FSDD_HELD_OUT_SPEAKER}_at_{level}dbfs":
+           (lambda level=level: EvaluationSet(at_level(fsdd_clips()[1], level))) for level in LEVELS_DBFS},
     }
     return {name: builders[name]() for name in EVALUATION_SETS if not names or name in names}
 

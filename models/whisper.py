@@ -252,7 +252,7 @@ def reference_check(model_dir: Path, clips: list[np.ndarray]) -> dict[str, Any]:
 def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True) -> dict[str, Any]:
     """Port, export with the parity gates (Keras against ONNX Runtime, then the float32 graphs against
     CTranslate2), optionally quantize to int8 (checked against CTranslate2 again), and write the model
-    directory (``encoder.onnx``, ``decoder.onnx``, ``vocabulary.txt``, ``manifest.json``)."""
+    directory (``encoder.onnx``, ``decoder.onnx``, ``vocabulary.txt``, ``merges.txt``, ``manifest.json``)."""
     import datetime as dt
     import json
     import shutil
@@ -281,6 +281,8 @@ def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True) -> d
                     for n in ("past_k", "past_v", "cross_k", "cross_v"))],
         out / "decoder.onnx", samples, atol=1e-3)
     shutil.copy(source / "vocabulary.txt", out / "vocabulary.txt")
+    merges = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))["model"]["merges"]
+    (out / "merges.txt").write_text("\n".join(merges) + "\n", encoding="utf-8")  # to encode phrase lists
     config = json.loads((source / "config.json").read_text())
     now = dt.datetime.now(dt.UTC)
     manifest = {

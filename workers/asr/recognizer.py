@@ -22,10 +22,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler, push_features, resample_many
+from workers.asr.level import LevelControl
 from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSettings
 from workers.asr.punctuation import Punctuator
 from workers.asr.text import ALPHABET, BLANK, spoken
-from workers.asr.whisper import Decoded, Whisper
+from workers.asr.whisper import Decoded, Whisper, WordList
 from workers.runtime.artifact import Manifest
 from workers.runtime.onnx_model import OnnxModel
 from workers.asr.settings import AsrSettings
@@ -221,6 +222,7 @@ class Stream:
     phrases: Phrases | None = None
     """What the stream may say (its client's phrase list), for its finals' beam search; None: anything."""
     audio: SegmentAudio = field(default_factory=SegmentAudio)
+    level: LevelControl = field(default_factory=LevelControl)
 
     @property
     def audio_s(self) -> float:
@@ -308,13 +310,15 @@ def owed(segment: Segment) -> Owed:
 
 def second_pass(whisper: Whisper | None, lm: LanguageModels | None, settings: SearchSettings,
                 jobs: list[Owed]) -> list[Searched | Decoded]:
-    """Each job's second pass: the attention decoder over its audio (all of them in one batch), else the
-    beam search over its frames."""
+    """Each job's second pass: the attention decoder over its audio (held to a closed phrase list's words),
+    else the beam search over its frames."""
     found: list[Searched | Decoded | None] = [None] * len(jobs)
     heard = [i for i, job in enumerate(jobs) if job.audio is not None]
     if heard:
         assert whisper is not None, "a final carries audio only where the model has the attention decoder"
-        for i, decoded in zip(heard, whisper.transcribe([jobs[i].audio for i in heard]), strict=True):
+        closed = [whisper.word_list(p.phrases) if (p := jobs[i].phrases) is not None and not p.open
+                  and len(p.phrases) <= WordList.MAX_PHRASES else None for i in heard]
+        for i, decoded in zip(heard, whisper.transcribe([jobs[i].audio for i in heard], words=closed), strict=True):
             found[i] = decoded
     for i, job in enumerate(jobs):
         if found[i] is None:
@@ -374,8 +378,9 @@ class Recognizer:
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
                  search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0,
-                 punctuate: bool = True, second_pass: bool = True) -> None:
+                 punctuate: bool = True, second_pass: bool = True, level_control: bool = True) -> None:
         self.model = model
+        self.level_control = level_control
         self.whisper = model.whisper if second_pass else None
         self.punctuate = punctuate
         self.punctuator = model.punctuator if punctuate else None
@@ -390,7 +395,7 @@ class Recognizer:
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
                    settings.speech_probability, settings.min_word_confidence, settings.punctuate,
-                   settings.second_pass)
+                   settings.second_pass, settings.level_control)
 
     def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -405,7 +410,9 @@ class Recognizer:
         stack = self.model.stack
         ready: list[np.ndarray] = []
         resampled = resample_many([s.resampler for s in streams], chunks)
-        featured = push_features([s.features for s in streams], resampled)  # one log-mel call for the batch
+        levelled = [s.level.push(x, end) for s, x, end in zip(streams, resampled, ends, strict=True)] \
+            if self.level_control else resampled
+        featured = push_features([s.features for s in streams], levelled)  # one log-mel call for the batch
         for stream, frames, chunk, end, samples in zip(streams, featured, chunks, ends, resampled, strict=True):
             stream.samples_in += len(chunk)
             if self.whisper is not None:
@@ -549,6 +556,13 @@ class Recognizer:
             word.confidence = confidence
         kept = [w for w in segment.words if w.confidence >= self.min_confidence]
         segment.display = decoded.text if len(kept) == len(segment.words) and kept else None
+        if segment.phrases is not None:  # a word outside the list: [unk] in an open list, dropped from a closed one
+            vocabulary = segment.phrases.vocabulary
+            for word in kept:
+                if word.word not in vocabulary:
+                    word.word = Phrases.UNKNOWN
+            if not segment.phrases.open:
+                kept = [w for w in kept if w.word != Phrases.UNKNOWN]
         segment.words = kept
         segment.text = " ".join(w.word for w in kept)
         segment.tentative = segment.tentative or not kept
@@ -596,7 +610,7 @@ class Recognizer:
             segment.lattice = np.concatenate(decoder.log_probs)
             segment.lattice_start_s = decoder.first_time or 0.0
             segment.phrases = stream.phrases
-            if self.whisper is not None and (stream.phrases is None or self.lm is None):
+            if self.whisper is not None:
                 segment.audio = stream.audio.take(segment.start_s - AUDIO_LEAD_S, end_s)
             if not defer_search:
                 self.apply_second_pass(segment, self.second_pass([segment])[0])

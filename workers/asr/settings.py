@@ -36,6 +36,10 @@ class AsrSettings(SettingsSection):
         True, description="Finals carry \"display\": their words with casing and punctuation (\"I was not at "
         "Dallas.\"): the second pass's own text, else the tagger shipped in the model's punctuation/ folder. \"text\" "
         "and the words stay lower case, as WER is measured.")
+    level_control: bool = Field(
+        True, description="Bring each stream's speech to one level before the streaming model (workers/asr/"
+        "level.py: causal, 10 ms blocks; DC removed; quiet speech lifted up to 40 dB, never lifting the noise "
+        "floor above -55 dBFS; loud speech turned down). Off: the model hears the input as it comes.")
     second_pass: bool = Field(
         True, description="Finals of open dictation are re-decoded from the segment's audio by the model's "
         "attention decoder (Whisper tiny.en, in the model's whisper/ folder) in the search processes: the "

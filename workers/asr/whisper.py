@@ -11,6 +11,7 @@ a whisper at -50 dBFS and a shout at -6 dBFS read the same.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,15 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
+def _byte_encoder() -> dict[int, str]:
+    return {byte: char for char, byte in _byte_decoder().items()}
+
+
+_PRE_TOKENS = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+""")
+"""GPT-2's pre-tokenizer (letters, digits, other symbols, spaces), ``\p{L}`` written as ``[^\W\d_]``."""
+
+
+@functools.cache
 def _byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level BPE alphabet: printable bytes stand for themselves, the rest are shifted to 256+."""
     kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
@@ -128,9 +138,11 @@ def _byte_decoder() -> dict[str, int]:
 class Tokenizer:
     """Whisper's English vocabulary: token ids -> text (byte-level BPE), and the special tokens."""
 
-    def __init__(self, vocabulary: list[str]) -> None:
+    def __init__(self, vocabulary: list[str], merges: list[str] | None = None) -> None:
         self.vocabulary = vocabulary
+        self.ranks = {tuple(m.split(" ")): rank for rank, m in enumerate(merges or [])}
         index = {token: i for i, token in enumerate(vocabulary)}
+        self.index = index
         self.eot = index["<|endoftext|>"]
         self.sot = index["<|startoftranscript|>"]
         self.no_timestamps = index["<|notimestamps|>"]
@@ -139,7 +151,26 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
-        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+        """``vocabulary.txt``, and ``merges.txt`` beside it when there (needed only to :meth:`encode`)."""
+        merges = Path(path).with_name("merges.txt")
+        return cls(Path(path).read_text(encoding="utf-8").splitlines(),
+                   merges.read_text(encoding="utf-8").splitlines() if merges.exists() else None)
+
+    def encode(self, text: str) -> list[int]:
+        """Byte-level BPE: the token ids Whisper would write ``text`` with."""
+        if not self.ranks:
+            raise ValueError("this vocabulary came without merges.txt: it can decode, not encode")
+        encoder, ids = _byte_encoder(), []
+        for piece in _PRE_TOKENS.findall(text):
+            parts = [encoder[b] for b in piece.encode("utf-8")]
+            while len(parts) > 1:
+                pairs = [(self.ranks.get(pair, 1 << 30), i) for i, pair in enumerate(zip(parts, parts[1:]))]
+                rank, i = min(pairs)
+                if rank == 1 << 30:
+                    break
+                parts[i:i + 2] = [parts[i] + parts[i + 1]]
+            ids += [self.index[part] for part in parts]
+        return ids
 
     def decode(self, tokens: list[int]) -> str:
         decoder = _byte_decoder()
@@ -186,12 +217,21 @@ class Whisper:
         begin = suppress.copy()
         begin[np.asarray(spec["suppress_ids_begin"], np.int64)] = -np.inf
         self.suppress_begin = begin
+        self._word_lists: dict[tuple[str, ...], WordList] = {}
+
+    def word_list(self, phrases: tuple[str, ...]) -> WordList:
+        """The :class:`WordList` of a phrase list (built once per list)."""
+        if phrases not in self._word_lists:
+            self._word_lists[phrases] = WordList(self.tokenizer, phrases)
+        return self._word_lists[phrases]
 
     @classmethod
     def available(cls, model_dir: str | Path) -> bool:
         return (Path(model_dir) / "encoder.onnx").exists() and (Path(model_dir) / "decoder.onnx").exists()
 
-    def transcribe(self, segments: list[np.ndarray], max_new: int | None = None) -> list[Decoded]:
+    def transcribe(self, segments: list[np.ndarray], max_new: int | None = None,
+                   words: list[WordList | None] | None = None) -> list[Decoded]:
+        """``words``: per segment, the closed phrase list it is held to (see :class:`WordList`)."""
         """Greedy decoding of 16 kHz ``segments`` (each cut at 30 s), one at a time. The int8 graphs quantize
         their activations per call (dynamic quantization), so in a batch a segment's text would depend on
         the segments beside it (measured: "He" alone, "he" in a batch of two): one segment per call keeps a
@@ -199,7 +239,42 @@ class Whisper:
         a decoder step is 3.6 ms for one segment and 13.2 ms for eight (one core)."""
         if not segments:
             return []
-        return [self._transcribe([segment], max_new)[0] for segment in segments]
+        words = words or [None] * len(segments)
+        found = []
+        for segment, only in zip(segments, words, strict=True):
+            free = self._transcribe([segment], max_new)[0]
+            if only is not None and not only.spells(free.text):
+                free = self._choose(segment, only)
+            found.append(free)
+        return found
+
+    def _choose(self, segment: np.ndarray, only: WordList) -> Decoded:
+        """The phrase of ``only`` the decoder finds likeliest as the whole segment: each written form
+        scored token by token up to the end of text, all of them in one batch."""
+        batch, _ = encoder_input([segment])
+        cross = self.encoder.run({"mel": batch})
+        candidates = only.candidates
+        count, longest = len(candidates), max(len(c) for c in candidates)
+        empty = np.zeros((count, self.layers, 0, self.width), np.float32)
+        feeds = {"tokens": np.tile(np.asarray([self.tokenizer.prompt], np.int32), (count, 1)),
+                 "offset": np.zeros((count, 1), np.int32), "past_k": empty, "past_v": empty,
+                 "cross_k": np.repeat(cross["cross_k"], count, 0), "cross_v": np.repeat(cross["cross_v"], count, 0)}
+        targets = np.full((count, longest + 1), self.tokenizer.eot, np.int64)
+        for row, tokens in enumerate(candidates):
+            targets[row, :len(tokens)] = tokens
+        lengths = np.asarray([len(c) for c in candidates])
+        scores = np.zeros((count, longest + 1), np.float32)
+        for step in range(longest + 1):
+            out = self.decoder.run(feeds)
+            scores[:, step] = out["log_probs"][np.arange(count), targets[:, step]]
+            feeds.update(tokens=targets[:, step:step + 1].astype(np.int32),
+                         offset=np.full((count, 1), len(self.tokenizer.prompt) + step, np.int32),
+                         past_k=out["next_k"], past_v=out["next_v"])
+        totals = [float(scores[row, :lengths[row] + 1].sum()) for row in range(count)]
+        best = int(np.argmax(totals))
+        tokens = candidates[best]
+        return Decoded(self.tokenizer.decode(tokens).strip(), list(tokens),
+                       [float(np.exp(v)) for v in scores[best, :len(tokens)]])
 
     def _transcribe(self, segments: list[np.ndarray], max_new: int | None) -> list[Decoded]:
         """Segments of one window length (:func:`window_frames`) decoded together."""
@@ -251,3 +326,34 @@ class Whisper:
             if tokens[start:start + ngram] == tail:
                 return ngram
         return 0
+
+
+_NUMERALS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+             "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+
+
+class WordList:
+    """A stream's closed phrase list (no ``[unk]``) for the decoder. A segment whose free decoding is made
+    of the list's words keeps it (a digit string, "yes"); else each phrase, as Whisper would write it
+    ("Seven.", "7.", " seven"), is scored as the whole segment and the likeliest is the final: on the unseen
+    FSDD speaker's digits this is what takes "Kevin." and "Bye." back to "seven" and "five"."""
+
+    MAX_PHRASES = 50
+    """Longer lists are scored by the beam search instead (each phrase costs a row of the scoring batch)."""
+
+    def __init__(self, tokenizer: Tokenizer, phrases: tuple[str, ...]) -> None:
+        self.words = frozenset(w for p in phrases for w in p.split())
+        forms: list[list[int]] = []
+        for phrase in phrases:
+            written = {" " + phrase.capitalize() + ".", " " + phrase}
+            if phrase in _NUMERALS:
+                written.add(" " + _NUMERALS[phrase] + ".")
+            forms += [tokenizer.encode(w) for w in sorted(written)]
+        self.candidates = forms
+
+    def spells(self, text: str) -> bool:
+        """``text`` (a decoder's written output) read out is made of the list's words only."""
+        from workers.asr.text import spoken
+
+        words = spoken(text).split()
+        return bool(words) and all(w in self.words for w in words)

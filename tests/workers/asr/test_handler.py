@@ -157,14 +157,14 @@ def test_a_phrase_list_sent_once_holds_for_the_stream_and_reaches_the_search_poo
     try:
         produced = []
         for seq, start in enumerate(range(0, len(pcm), step)):
-            phrases = ["the", "[unk]"] if seq == 0 else None  # only the first chunk carries it
+            phrases = ["example", "[unk]"] if seq == 0 else None  # only the first chunk carries it
             end = start + step >= len(pcm)
             (outcome,) = handler.process([chunk("s", seq, end=end, pcm=pcm[start:start + step], phrases=phrases)])
             produced += results(outcome)
     finally:
         handler.close()
     words = [w["word"] for r in produced if r["type"] == "final" for w in r["words"]]
-    assert set(words) == {"the", "[unk]"}
+    assert set(words) == {"example", "[unk]"}
     partial_words = {w["word"] for r in produced if r["type"] == "partial" for w in r["words"]}
     assert len(partial_words) > 3  # partials stay open dictation
 

@@ -109,3 +109,18 @@ def test_a_final_carries_the_second_pass_text_display_times_and_confidences() ->
     assert starts == sorted(starts) and final.start_s - 0.5 <= starts[0] and starts[-1] <= final.end_s
     assert all(0 < w.confidence <= 1 for w in final.words)
     assert final.audio is None and final.lattice is None  # nothing owed any more
+
+
+def test_the_tokenizer_encodes_as_whisper_writes(whisper: Whisper) -> None:
+    tokenizer = whisper.tokenizer
+    for text in (" Seven.", " 7", " It's 5 o'clock, isn't it?", " naïve café"):
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+    assert tokenizer.encode(" seven") == [3598]  # one token, as Whisper writes a word after a space
+
+
+def test_a_closed_list_keeps_what_spells_its_words_and_scores_its_phrases_otherwise(whisper: Whisper) -> None:
+    digits = whisper.word_list(("one", "two", "seven"))
+    assert digits.spells("Seven.") and digits.spells("1, 2, 7") and digits.spells("one two")
+    assert not digits.spells("Kevin.") and not digits.spells("")
+    written = {whisper.tokenizer.decode(c) for c in digits.candidates}
+    assert {" Seven.", " 7.", " seven"} <= written and len(written) == 9  # each phrase as Whisper may write it
