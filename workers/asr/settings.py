@@ -68,8 +68,9 @@ class AsrSettings(SettingsSection):
     search_margin: float = Field(
         7.0, gt=0, description="Extensions scoring this far below the best prefix are not tried (speed).")
     search_processes: int = Field(
-        1, ge=0, description="Processes running the finals' beam search, off the batch loop: a final is sent when "
-        "its search is done, and the stream's later results wait behind it. 0 runs the search in the batch loop, "
+        2, ge=0, description="Processes running the finals' second pass (or beam search), off the batch loop: a "
+        "final is sent when it is done, and the stream's later results wait behind it. Two on 2 cores: at 32 "
+        "real-time streams final p95 0.66 s, against 1.05 s with one (partial p95 95 and 81 ms). 0 runs the search in the batch loop, "
         "where it delays every partial of that batch.")
     search_nice: int = Field(
         0, ge=0, le=19, description="Niceness added to the search processes: above 0 the batch loop (partials) "
