@@ -451,7 +451,7 @@ def keras_from_artifacts(model_dir: Path = ARTIFACTS / NAME, with_normalisation:
 
 def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) -> dict[str, Any]:
     """WER (and digit accuracy on FSDD) of the streaming model with its own finals (the CTC beam search
-    with its language models, no second pass) on the held-out real speech, through the worker's
+    with its language models, no second pass, no level control: the model as trained) on the held-out real speech, through the worker's
     streaming path (``workers transcribe``: 160 ms chunks, endpointing, the set's phrase list if any): what
     training records in the manifest. ``workers evaluate asr`` (:mod:`models.asr_eval`) compares it with
     the two-pass finals and an offline anchor."""
@@ -464,7 +464,8 @@ def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) 
     from workers.settings import OnnxSettings
 
     chosen_sets = asr_data.evaluation_sets(sets or list(asr_data.ACOUSTIC_SETS))
-    recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), AsrSettings(second_pass=False))
+    as_trained = AsrSettings(second_pass=False, level_control=False)
+    recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), as_trained)
     report: dict[str, Any] = {}
     for name, chosen in chosen_sets.items():
         clips = chosen.clips
