@@ -7,9 +7,9 @@ Per stream: a resampler, the log-mel carry-over, frames waiting for an even coun
 (a *final*) at end of stream or after ``endpoint_s`` without speech following speech (see :class:`Decoder`
 for what counts as speech).
 Partials are greedy CTC. A final gets a second pass once: its audio re-decoded by the attention decoder
-(Whisper tiny.en in the model's ``whisper/`` folder: two-pass recognition), or, for a stream with a phrase
-list or a model without it, a beam search with the model's language models (``lm.txt.gz``): here, or by the
-caller (``defer_search``; the worker runs it in another process, see ``workers.asr.finals``).
+(Whisper tiny.en in the model's ``whisper/`` folder: two-pass recognition; a stream's phrase list holds it to
+its phrases), or, for a model without it or with the second pass off, a beam search with the model's
+language models (``lm.txt.gz``): here, or by the caller (``defer_search``; the worker runs it in another process, see ``workers.asr.finals``).
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ class Stream:
     segment_start_s: float = 0.0
     samples_in: int = 0  # at the stream's own rate
     phrases: Phrases | None = None
-    """What the stream may say (its client's phrase list), for its finals' beam search; None: anything."""
+    """What the stream may say (its client's phrase list), for its finals' second pass; None: anything."""
     audio: SegmentAudio = field(default_factory=SegmentAudio)
     level: LevelControl = field(default_factory=LevelControl)
 

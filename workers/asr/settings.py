@@ -44,7 +44,8 @@ class AsrSettings(SettingsSection):
         True, description="Finals of open dictation are re-decoded from the segment's audio by the model's "
         "attention decoder (Whisper tiny.en, in the model's whisper/ folder) in the search processes: the "
         "accurate text, Whisper's own casing and punctuation as display, word times from the streaming model's "
-        "alignment. Streams with a phrase list, and models without whisper/, keep the CTC beam search.")
+        "alignment; a stream's phrase list holds it to the phrases. Off, or for a model without whisper/: the CTC beam "
+        "search with the model's language models.")
     max_stream_s: float = Field(
         3600.0, gt=0, description="Audio one stream may send; the stream is then finalised and further "
         "chunks are dead-lettered (reason stream_ended) until it starts again at seq 0.")

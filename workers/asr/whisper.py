@@ -123,15 +123,13 @@ _PRE_TOKENS = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?[^\s\w]
 def _byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level BPE alphabet: printable bytes stand for themselves, the rest are shifted to 256+."""
     kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = list(kept), 0
-    table = {}
+    extra, table = 0, {}
     for byte in range(256):
         if byte in kept:
             table[chr(byte)] = byte
         else:
             table[chr(256 + extra)] = byte
             extra += 1
-    del chars
     return table
 
 
