@@ -41,7 +41,7 @@ class AsrSettings(SettingsSection):
         "level.py: causal, 10 ms blocks; DC removed; quiet speech lifted up to 40 dB, never lifting the noise "
         "floor above -55 dBFS; loud speech turned down). Off: the model hears the input as it comes.")
     second_pass: bool = Field(
-        True, description="Finals of open dictation are re-decoded from the segment's audio by the model's "
+        True, description="Finals are re-decoded from the segment's audio by the model's "
         "attention decoder (Whisper tiny.en, in the model's whisper/ folder) in the search processes: the "
         "accurate text, Whisper's own casing and punctuation as display, word times from the streaming model's "
         "alignment; a stream's phrase list holds it to the phrases. Off, or for a model without whisper/: the CTC beam "
