@@ -76,8 +76,8 @@ def test_the_tensorflow_baseline_transcribes_like_the_served_model_greedily() ->
                                                           "end": b"1" if i == len(chunks) - 1 else b"0"}))
                for i, c in enumerate(chunks)]
     assert [r["seq"] for r in results] == list(range(len(chunks))) and results[-1]["type"] == "final"
-    # the served path without endpointing, tail or LM: greedy text over the same chunks
-    recognizer = Recognizer(AcousticModel(ARTIFACTS / "asr", OnnxSettings()), endpoint_s=1e9)
+    # the served path without endpointing, tail, LM or level control (the loop has none): greedy text
+    recognizer = Recognizer(AcousticModel(ARTIFACTS / "asr", OnnxSettings()), endpoint_s=1e9, level_control=False)
     stream = recognizer.new_stream(rate)
     for c in chunks[:-1]:
         partial = recognizer.accept([stream], [c], [False])[0][-1]
