@@ -229,34 +229,40 @@ class Whisper:
 
     def transcribe(self, segments: list[np.ndarray], max_new: int | None = None,
                    words: list[WordList | None] | None = None) -> list[Decoded]:
-        """``words``: per segment, the closed phrase list it is held to (see :class:`WordList`)."""
         """Greedy decoding of 16 kHz ``segments`` (each cut at 30 s), one at a time. The int8 graphs quantize
         their activations per call (dynamic quantization), so in a batch a segment's text would depend on
         the segments beside it (measured: "He" alone, "he" in a batch of two): one segment per call keeps a
         final the same wherever it is decoded (the worker, ``workers transcribe``, a restart). The cost:
-        a decoder step is 3.6 ms for one segment and 13.2 ms for eight (one core)."""
+        a decoder step is 3.6 ms for one segment and 13.2 ms for eight (one core). ``words``: per segment,
+        the closed phrase list it is held to (see :class:`WordList`)."""
         if not segments:
             return []
         words = words or [None] * len(segments)
         found = []
         for segment, only in zip(segments, words, strict=True):
-            free = self._transcribe([segment], max_new)[0]
+            batch, longest = encoder_input([segment])
+            cross = self.encoder.run({"mel": batch})  # once: the free decoding and the phrases' scores share it
+            free = self._decode(cross, longest, max_new)[0]
             if only is not None and not only.spells(free.text):
-                free = self._choose(segment, only)
+                free = self._choose(cross, only)
             found.append(free)
         return found
 
-    def _choose(self, segment: np.ndarray, only: WordList) -> Decoded:
-        """The phrase of ``only`` the decoder finds likeliest as the whole segment: each written form
-        scored token by token up to the end of text, all of them in one batch."""
-        batch, _ = encoder_input([segment])
-        cross = self.encoder.run({"mel": batch})
+    def _first_feeds(self, cross: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+        """The decoder's first call for ``count`` rows: the prompt, an empty cache, the encoder's keys and
+        values (one segment's repeated when ``count`` rows score it)."""
+        empty = np.zeros((count, self.layers, 0, self.width), np.float32)
+        repeat = count // len(cross["cross_k"])
+        return {"tokens": np.tile(np.asarray([self.tokenizer.prompt], np.int32), (count, 1)),
+                "offset": np.zeros((count, 1), np.int32), "past_k": empty, "past_v": empty,
+                "cross_k": np.repeat(cross["cross_k"], repeat, 0), "cross_v": np.repeat(cross["cross_v"], repeat, 0)}
+
+    def _choose(self, cross: dict[str, np.ndarray], only: WordList) -> Decoded:
+        """The phrase of ``only`` the decoder finds likeliest as the whole segment (encoded as ``cross``):
+        each written form scored token by token up to the end of text, all of them in one batch."""
         candidates = only.candidates
         count, longest = len(candidates), max(len(c) for c in candidates)
-        empty = np.zeros((count, self.layers, 0, self.width), np.float32)
-        feeds = {"tokens": np.tile(np.asarray([self.tokenizer.prompt], np.int32), (count, 1)),
-                 "offset": np.zeros((count, 1), np.int32), "past_k": empty, "past_v": empty,
-                 "cross_k": np.repeat(cross["cross_k"], count, 0), "cross_v": np.repeat(cross["cross_v"], count, 0)}
+        feeds = self._first_feeds(cross, count)
         targets = np.full((count, longest + 1), self.tokenizer.eot, np.int64)
         for row, tokens in enumerate(candidates):
             targets[row, :len(tokens)] = tokens
@@ -274,15 +280,10 @@ class Whisper:
         return Decoded(self.tokenizer.decode(tokens).strip(), list(tokens),
                        [float(np.exp(v)) for v in scores[best, :len(tokens)]])
 
-    def _transcribe(self, segments: list[np.ndarray], max_new: int | None) -> list[Decoded]:
-        """Segments of one window length (:func:`window_frames`) decoded together."""
-        batch, longest = encoder_input(segments)
-        cross = self.encoder.run({"mel": batch})
-        count = len(segments)
-        empty = np.zeros((count, self.layers, 0, self.width), np.float32)
-        feeds = {"tokens": np.tile(np.asarray([self.tokenizer.prompt], np.int32), (count, 1)),
-                 "offset": np.zeros((count, 1), np.int32), "past_k": empty, "past_v": empty,
-                 "cross_k": cross["cross_k"], "cross_v": cross["cross_v"]}
+    def _decode(self, cross: dict[str, np.ndarray], longest: int, max_new: int | None) -> list[Decoded]:
+        """Greedy decoding of the encoded segments ``cross`` (the longest ``longest`` feature frames)."""
+        count = len(cross["cross_k"])
+        feeds = self._first_feeds(cross, count)
         limit = max_new or min(self.max_tokens // 2, 8 + int(longest / 100 * 6))  # speech: ~3 tokens/s
         tokens: list[list[int]] = [[] for _ in range(count)]
         probabilities: list[list[float]] = [[] for _ in range(count)]
