@@ -58,8 +58,9 @@ class TuningClip:
 
 
 def written(text: str) -> str:
-    """``text`` as Whisper writes a sentence: a leading space, a capital first letter, a closing stop."""
-    text = " ".join(text.split())
+    """``text`` as Whisper writes a sentence: a leading space, a capital first letter, a closing stop (in
+    place of the comma or semicolon where an LJ Speech clip ends mid-sentence: Whisper closes a segment)."""
+    text = " ".join(text.split()).rstrip(",;:- ")
     if not text:
         return text
     text = text[0].upper() + text[1:]

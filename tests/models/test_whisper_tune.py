@@ -22,6 +22,7 @@ def test_targets_are_written_as_whisper_writes_a_sentence() -> None:
     assert written("Please enter your account number followed by the pound key.") == \
         " Please enter your account number followed by the pound key."
     assert written("  is that right?  ") == " Is that right?"
+    assert written("as an example of fine typography,") == " As an example of fine typography."
     assert written("") == ""
 
 

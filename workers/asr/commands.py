@@ -82,9 +82,9 @@ def _configure_train_whisper(p: argparse.ArgumentParser) -> None:
                         "(models/whisper_tune.py; checkpoints per epoch, resumes) before exporting")
     p.add_argument("--epochs", type=int, default=4, help="with --tune (default 4; the best development epoch is kept)")
     p.add_argument("--lr", type=float, default=1e-5, help="with --tune: Adam's learning rate (default 1e-5)")
-    p.add_argument("--copies", type=int, default=2,
+    p.add_argument("--copies", type=int, default=1,
                    help="with --tune: copies of each digit and prompt clip, each at its own level, the extra ones "
-                        "at a random speed (default 2)")
+                        "at a random speed (default 1, as the committed model was tuned)")
     p.add_argument("--no-asterisk", action="store_true",
                    help="with --tune: leave the Asterisk prompts out (they come from Debian by apt-get download)")
 
