@@ -25,7 +25,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import shutil
 import subprocess
 import tempfile
 import time
@@ -321,8 +320,3 @@ def tune(out: Path, epochs: int = 4, lr: float = 1e-5, batch_size: int = 16, see
 def _merges(source: Path) -> list[str]:
     return json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))["model"]["merges"]
 
-
-def clear(cache: Path = CACHE) -> None:
-    """Forget the checkpoints (the unpacked Asterisk prompts stay)."""
-    for run in cache.glob("run-*"):
-        shutil.rmtree(run)
