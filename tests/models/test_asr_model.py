@@ -118,9 +118,10 @@ def test_quiet_audio_without_speech_yields_no_words(tmp_path: Path, rate: int) -
 
 
 @needs_model
-def test_a_confidence_floor_drops_most_words_loud_noise_makes_up(tmp_path: Path) -> None:
-    """Loud pink noise over a phone line (-25 dBFS, 8 kHz): the search pulls words out of weak evidence, and
-    their confidence says so."""
+def test_loud_noise_over_a_phone_line_gets_no_words_and_what_it_would_get_is_unsure(tmp_path: Path) -> None:
+    """Loud pink noise over a phone line (-25 dBFS, 8 kHz): the streaming model takes parts of it for speech,
+    and the second pass, tuned on digits, writes "Two." for them. The no-speech rule drops those finals; with
+    the rule off the words come, each with a confidence a floor drops them by."""
     from workers.asr.audio import write_wav
     from workers.asr.recognizer import AcousticModel, Recognizer
     from workers.asr.settings import AsrSettings
@@ -129,14 +130,16 @@ def test_a_confidence_floor_drops_most_words_loud_noise_makes_up(tmp_path: Path)
 
     write_wav(tmp_path / "pink.wav", noise("pink", -25, 8_000, seconds=30.0), 8_000)
     model = AcousticModel(COMMITTED, OnnxSettings())
-    heard = {}
-    for floor in (0.0, 0.05):
-        recognizer = Recognizer.from_settings(model, AsrSettings(min_word_confidence=floor))
+
+    def words(**settings: float) -> list[dict]:
+        recognizer = Recognizer.from_settings(model, AsrSettings(**settings))
         (result,) = transcribe([tmp_path / "pink.wav"], recognizer)
-        heard[floor] = [w for segment in result["segments"] for w in segment["words"]]
-    # the model before the pauses stage made up 6 or more words here, this one 3; the floor drops most of them
-    assert len(heard[0.0]) >= 3 and len(heard[0.05]) <= len(heard[0.0]) / 2
-    assert heard[0.05] == [w for w in heard[0.0] if w["confidence"] >= 0.05]
+        return [w for segment in result["segments"] for w in segment["words"]]
+
+    assert words() == []
+    made_up = words(no_speech_threshold=1.0)
+    assert len(made_up) >= 3 and max(w["confidence"] for w in made_up) < 0.3  # real digits: mostly 0.9 and more
+    assert words(no_speech_threshold=1.0, min_word_confidence=0.1) == [w for w in made_up if w["confidence"] >= 0.1]
 
 
 @needs_model

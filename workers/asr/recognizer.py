@@ -329,14 +329,17 @@ def second_pass(whisper: Whisper | None, lm: LanguageModels | None, settings: Se
 
 def word_confidences(whisper: Whisper, decoded: Decoded) -> list[tuple[str, float]]:
     """The decoded text's spoken words, each with the mean probability of the tokens of the written word it
-    was read from ("1963" gives four words, each with the confidence of the tokens of "1963")."""
-    written: list[tuple[str, list[float]]] = []
+    was read from ("1963" gives four words, each with the confidence of the tokens of "1963"); punctuation's
+    tokens do not count (in "Two." over loud noise the word's token had 0.08, the stop after it 0.9)."""
+    written: list[tuple[str, list[float], list[float]]] = []  # (text, its letters' and digits' tokens, all)
     for piece, probability in zip(whisper.tokenizer.pieces(decoded.tokens), decoded.probabilities, strict=True):
+        said = [probability] if any(c.isalnum() for c in piece) else []  # "." says where a sentence ends, not the word
         if not written or piece.startswith(" "):
-            written.append((piece, [probability]))
+            written.append((piece, said, [probability]))
         else:
-            written[-1] = (written[-1][0] + piece, [*written[-1][1], probability])
-    return [(word, float(np.mean(probabilities))) for text, probabilities in written for word in spoken(text).split()]
+            text, letters, every = written[-1]
+            written[-1] = (text + piece, letters + said, [*every, probability])
+    return [(word, float(np.mean(letters or every))) for text, letters, every in written for word in spoken(text).split()]
 
 
 def align(lattice: np.ndarray, text: str) -> list[int] | None:
@@ -378,8 +381,10 @@ class Recognizer:
 
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
                  search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0,
-                 punctuate: bool = True, second_pass: bool = True, level_control: bool = True) -> None:
+                 punctuate: bool = True, second_pass: bool = True, level_control: bool = True,
+                 no_speech: tuple[float, float] = (0.6, -0.4)) -> None:
         self.model = model
+        self.no_speech = no_speech
         self.level_control = level_control
         self.whisper = model.whisper if second_pass else None
         self.punctuate = punctuate
@@ -395,7 +400,8 @@ class Recognizer:
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
                    settings.speech_probability, settings.min_word_confidence, settings.punctuate,
-                   settings.second_pass, settings.level_control)
+                   settings.second_pass, settings.level_control,
+                   (settings.no_speech_threshold, settings.no_speech_logprob))
 
     def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -538,10 +544,11 @@ class Recognizer:
         """Replace a final's greedy text by the attention decoder's: ``text`` its spoken words (numbers read
         out), ``display`` Whisper's written form, each word timed by aligning the text on the streaming
         model's frames and scored by the decoder's token probabilities. A final the decoder heard nothing in
-        becomes tentative (not reported unless it ends the stream)."""
+        (no text, or :meth:`Decoded.heard_nothing` by ``no_speech``) becomes tentative (not reported unless it
+        ends the stream)."""
         assert self.whisper is not None
         frame_s = self.model.frame_s
-        scored = word_confidences(self.whisper, decoded)
+        scored = [] if decoded.heard_nothing(*self.no_speech) else word_confidences(self.whisper, decoded)
         text = " ".join(word for word, _ in scored)
         frames = align(segment.lattice, text) if segment.lattice is not None and text else None
         if frames is not None:

@@ -32,6 +32,14 @@ class AsrSettings(SettingsSection):
         0.0, ge=0, le=1, description="A final's word whose confidence (the mean of its characters' probability "
         "in the model's output) is below this is dropped from the final. 0 keeps every word; a small floor "
         "drops words made up in loud noise, at the cost of softly spoken real ones.")
+    no_speech_threshold: float = Field(
+        0.6, ge=0, le=1, description="A second-pass final whose decoder gives its no-speech token at least this "
+        "probability, and whose text's tokens have a mean log-probability of at most no_speech_logprob, has no "
+        "words (Whisper's rule for a window without speech): loud noise the streaming model took for speech. 1 "
+        "turns the rule off.")
+    no_speech_logprob: float = Field(
+        -0.4, le=0, description="See no_speech_threshold: text the decoder is this sure of is kept whatever the "
+        "no-speech token's probability.")
     punctuate: bool = Field(
         True, description="Finals carry \"display\": their words with casing and punctuation (\"I was not at "
         "Dallas.\"): the second pass's own text, else the tagger shipped in the model's punctuation/ folder. \"text\" "

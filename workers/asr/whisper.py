@@ -145,6 +145,7 @@ class Tokenizer:
         self.sot = index["<|startoftranscript|>"]
         self.no_timestamps = index["<|notimestamps|>"]
         self.timestamp_begin = index["<|0.00|>"]
+        self.no_speech = index.get("<|nospeech|>", index.get("<|nocaptions|>"))
         self.prompt = [self.sot, self.no_timestamps]
 
     @classmethod
@@ -182,11 +183,24 @@ class Tokenizer:
 
 @dataclass(slots=True)
 class Decoded:
-    """One segment's second pass: Whisper's text as it wrote it, its tokens and their probabilities."""
+    """One segment's second pass: Whisper's text as it wrote it, its tokens and their probabilities, and
+    the probability the decoder gives its no-speech token at the start of the transcript."""
 
     text: str
     tokens: list[int]
     probabilities: list[float]
+    no_speech: float = 0.0
+
+    def heard_nothing(self, no_speech: float, log_probability: float) -> bool:
+        """Whisper's rule for a segment with no speech in it: the no-speech token at least ``no_speech``
+        likely and the text's tokens no likelier than ``log_probability`` (their mean log-probability). The
+        decoder writes something for any audio, and tuned on digits it writes a digit for loud noise
+        ("Two." with its word token at 0.08-0.25): noise gives the no-speech token 0.77-0.94 and such text a
+        mean log-probability of -3.5 to -0.6, held-in speech 0.05-0.67 and -1.05 to 0 (docs/notes/asr-log.md)."""
+        if not self.probabilities:
+            return True
+        mean = float(np.mean(np.log(np.maximum(self.probabilities, 1e-12))))
+        return self.no_speech >= no_speech and mean <= log_probability
 
 
 class WhisperManifest(Manifest):
@@ -245,8 +259,18 @@ class Whisper:
             free = self._decode(cross, longest, max_new)[0]
             if only is not None and not only.spells(free.text):
                 free = self._choose(cross, only)
+            free.no_speech = self._no_speech(cross)
             found.append(free)
         return found
+
+    def _no_speech(self, cross: dict[str, np.ndarray]) -> float:
+        """The probability of the no-speech token right after start-of-transcript (where Whisper was trained
+        to write it for audio without speech): one decoder step on the encoded segment ``cross``."""
+        if self.tokenizer.no_speech is None:
+            return 0.0
+        feeds = self._first_feeds(cross, 1)
+        feeds["tokens"] = feeds["tokens"][:, :1]
+        return float(np.exp(self.decoder.run(feeds)["log_probs"][0, self.tokenizer.no_speech]))
 
     def _first_feeds(self, cross: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
         """The decoder's first call for ``count`` rows: the prompt, an empty cache, the encoder's keys and

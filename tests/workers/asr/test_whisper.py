@@ -8,9 +8,9 @@ import pytest
 
 from models import ARTIFACTS
 from workers.asr.audio import SAMPLE_RATE, read_wav, resample
-from workers.asr.recognizer import AcousticModel, Recognizer, align
+from workers.asr.recognizer import AcousticModel, Recognizer, align, word_confidences
 from workers.asr.text import ALPHABET, spoken, word_errors
-from workers.asr.whisper import Whisper, level, log_mel, window_frames
+from workers.asr.whisper import Decoded, Whisper, level, log_mel, window_frames
 from workers.settings import OnnxSettings
 
 SAMPLES = Path(__file__).resolve().parents[3] / "workers" / "asr" / "samples"
@@ -57,6 +57,31 @@ def test_the_committed_pair_transcribes_unseen_speech(whisper: Whisper) -> None:
     assert lj.text[0].isupper() and lj.text[-1] in ".,"  # Whisper's own casing and punctuation
     assert len(lj.tokens) == len(lj.probabilities) and all(0 < p <= 1 for p in lj.probabilities)
     assert "young man" in librivox.text
+
+
+def test_noise_gets_the_no_speech_token_speech_does_not(whisper: Whisper) -> None:
+    rng = np.random.default_rng(3)
+    hiss = np.fft.irfft(np.fft.rfft(rng.standard_normal(SAMPLE_RATE * 2)) / np.sqrt(np.arange(SAMPLE_RATE + 1) + 1.0))
+    noise, speech = whisper.transcribe([(hiss / np.abs(hiss).max() * 0.1).astype(np.float32), sample("LJ001-0006.wav")])
+    assert noise.no_speech > 0.6 and speech.no_speech < 0.1
+    assert noise.heard_nothing(0.6, -0.4) and not speech.heard_nothing(0.6, -0.4)
+
+
+def test_the_no_speech_rule_keeps_text_the_decoder_is_sure_of() -> None:
+    sure, unsure = Decoded("Three.", [1, 2], [0.98, 0.95], 0.61), Decoded("Two.", [1, 2], [0.1, 0.9], 0.61)
+    assert not sure.heard_nothing(0.6, -0.4) and unsure.heard_nothing(0.6, -0.4)
+    assert not unsure.heard_nothing(0.7, -0.4)  # the no-speech token not likely enough
+    assert Decoded("", [], [], 0.0).heard_nothing(0.6, -0.4)
+
+
+def test_a_words_confidence_is_its_own_tokens_not_the_punctuation_after_it(whisper: Whisper) -> None:
+    tokens = whisper.tokenizer.encode(" Two. In 1963.")
+    pieces = whisper.tokenizer.pieces(tokens)
+    probabilities = [0.9 if p.strip() in ".," else 0.1 * (i + 1) for i, p in enumerate(pieces)]
+    scored = word_confidences(whisper, Decoded("Two. In 1963.", tokens, probabilities))
+    assert [w for w, _ in scored] == ["two", "in", "nineteen", "sixty", "three"]
+    assert scored[0][1] == pytest.approx(0.1)  # not the stop's 0.9
+    assert len({c for _, c in scored[2:]}) == 1 and scored[2][1] < 0.9  # the year's tokens, shared by its words
 
 
 def test_a_segment_reads_the_same_whatever_is_decoded_beside_it(whisper: Whisper) -> None:
