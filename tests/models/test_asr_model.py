@@ -98,8 +98,7 @@ def noise(kind: str, dbfs: float, rate: int, seconds: float = 10.0) -> np.ndarra
 @pytest.mark.parametrize("rate", [16_000, 8_000])
 def test_quiet_audio_without_speech_yields_no_words(tmp_path: Path, rate: int) -> None:
     """A stream that starts in silence or room noise (every microphone and phone stream does) gets no words:
-    the model's first frames once made every such stream begin with a final "i". Loud noise (-25 dBFS) still
-    makes up a few words; the README has the count."""
+    the model's first frames once made every such stream begin with a final "i". Loud noise: the next test."""
     from workers.asr.audio import write_wav
     from workers.asr.recognizer import AcousticModel, Recognizer
     from workers.asr.settings import AsrSettings
