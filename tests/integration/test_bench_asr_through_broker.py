@@ -1,5 +1,5 @@
-"""`workers bench asr --json` end to end: real-time streams through the real broker to our worker and to
-both TensorFlow baselines, and ours as several processes in one consumer group."""
+"""`workers bench asr --json` end to end: the transport alone, then real-time streams through the real broker
+to our worker and to both TensorFlow baselines, and ours as several processes in one consumer group."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def test_bench_asr_climbs_stream_counts_for_every_system(tmp_path) -> None:
         assert sum(r["final_searches_by_beam"].values()) >= (1 if r["finals"] else 0), r
     assert report["model_only"]["unit"] == "RTFX" and report["model_only"]["throughput"] > 0
     assert set(report["ratios"]) == {"baseline_predict", "baseline_tf_function"}
+    (alone,) = report["transport"]["runs"]  # the transport's ceiling, on chunks like the streams'
+    assert alone["unanswered"] == 0 and alone["answered"] > 0 and report["transport_ceiling"]["rtfx"] > 0
     assert plot.stat().st_size > 10_000
 
 

@@ -1,4 +1,5 @@
-"""`workers bench clicks --json` end to end: the real broker, our worker and both TensorFlow baselines."""
+"""`workers bench clicks --json` end to end: the real broker, the transport alone, our worker and both
+TensorFlow baselines."""
 
 from __future__ import annotations
 
@@ -29,5 +30,9 @@ def test_bench_clicks_reports_every_system_and_loses_nothing(tmp_path) -> None:
             assert 0 < run["input_ack_p99_s"] <= run["p99_s"] + 0.01, run
     assert report["ours"]["runs"][0]["batch_size_mean"] >= 1
     assert report["model_only"]["throughput"] > 0
+    transport = report["transport"]["runs"]
+    assert [run["phase"] for run in transport] == ["saturation"]  # the ceiling: no paced phases
+    assert transport[0]["unanswered"] == 0 and transport[0]["duplicates"] == 0
+    assert report["transport_ceiling"]["throughput"] == report["transport"]["throughput"] > 0
     assert set(report["ratios"]) == {"baseline_predict", "baseline_tf_function"}
     assert plot.stat().st_size > 10_000

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from models import ARTIFACTS
-from workers.runtime.artifact import Manifest
 from workers.devtools.bench.workloads import BenchWorkload, Step, time_session
+from workers.runtime.artifact import Manifest
 from workers.settings import OnnxSettings
 
 
@@ -84,5 +84,23 @@ def asr_model_only(batch: int, seconds: float, onnx: OnnxSettings, chunk_s: floa
     return timing | {"throughput": round(batch * chunk_s / timing["median_batch_s"], 1), "unit": "RTFX"}
 
 
-BENCH = BenchWorkload("asr", lambda n, seed: [], asr_tf_step, asr_model_only)
-"""The per-chunk baselines and model-only timing; its traffic is real-time audio streams (bench_streams)."""
+def chunk_messages(n: int, seed: int, chunk_s: float = 0.16) -> list[tuple[bytes, bytes]]:
+    """``n`` (stream id, 16 kHz PCM16 chunk) pairs cut from the bundled samples: the records the transport
+    alone is timed on (``workers bench asr`` times the worker itself with real-time streams instead)."""
+    from pathlib import Path
+
+    from workers.asr.audio import SAMPLE_RATE, float_to_pcm16, read_wav, resample
+
+    step = int(chunk_s * SAMPLE_RATE)
+    chunks = []
+    for path in sorted((Path(__file__).resolve().parent / "samples").glob("*.wav")):
+        audio, rate = read_wav(path)
+        audio = resample(audio, rate, SAMPLE_RATE)
+        chunks += [float_to_pcm16(audio[i:i + step]) for i in range(0, len(audio) - step + 1, step)]
+    order = np.random.default_rng(seed).integers(0, len(chunks), n)
+    return [(f"stream-{i % 32}".encode(), chunks[c]) for i, c in enumerate(order)]
+
+
+BENCH = BenchWorkload("asr", chunk_messages, asr_tf_step, asr_model_only)
+"""The per-chunk baselines, model-only timing and the chunks the transport alone is timed on; the worker's
+traffic is real-time audio streams (bench_streams)."""

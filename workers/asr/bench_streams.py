@@ -25,8 +25,17 @@ from workers.asr.bench import asr_model_only
 from workers.asr.live import replay
 from workers.asr.settings import AsrSettings
 from workers.devtools.bench.probe import ProcessSampler, histogram_delta
-from workers.devtools.bench.runner import (SYSTEMS, SystemUnderTest, bench_broker, partitions_for, save_figure,
-                                           worker_settings)
+from workers.devtools.bench.runner import (
+    SYSTEMS,
+    BenchOptions,
+    SystemUnderTest,
+    bench_broker,
+    partitions_for,
+    run_phase,
+    save_figure,
+    worker_settings,
+)
+from workers.devtools.bench.workloads import TRANSPORT
 from workers.settings import KafkaSettings, OnnxSettings
 from workers.topics import Topics
 from workers.transport.factory import ensure_topics, make_producer
@@ -51,7 +60,7 @@ class AsrBenchOptions:
     seconds: float = 15.0  # as `workers bench --seconds`
     chunk_s: float = 0.16
     target_p95_s: float = 0.3
-    systems: tuple[str, ...] = SYSTEMS
+    systems: tuple[str, ...] = (TRANSPORT, *SYSTEMS)
     files: list[str] = field(default_factory=list)  # empty: default_clips()
     bootstrap: str | None = None  # None: an embedded broker
     plot: Path | None = None
@@ -131,21 +140,30 @@ def run_asr_bench(options: AsrBenchOptions) -> dict[str, Any]:
     if not options.files:
         options.files = default_clips()
     logdir = Path(tempfile.mkdtemp(prefix="workers-bench-asr-"))
-    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in options.systems}
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in options.systems if s != TRANSPORT}
     seed = int(time.time()) % 100_000
+    transport = None
     with bench_broker(options.bootstrap) as bootstrap:
-        for system in options.systems:
+        if TRANSPORT in options.systems:
+            from workers.asr.bench import BENCH
+
+            alone = BenchOptions(seconds=options.seconds, worker_env=options.worker_env, processes=options.processes)
+            transport = run_phase(BENCH, TRANSPORT, "saturation", None, alone, bootstrap, logdir, seed)
+        for system, system_runs in runs.items():
             for streams in sorted(options.streams):
                 seed += 1
-                runs[system].append(run_streams(system, streams, options, bootstrap, logdir, seed))
-                if not keeps_up(runs[system][-1], options.target_p95_s):
+                system_runs.append(run_streams(system, streams, options, bootstrap, logdir, seed))
+                if not keeps_up(system_runs[-1], options.target_p95_s):
                     break  # more streams only fall further behind
-    report = summarise(runs, options)
+    report = summarise(runs, options, transport)
     report["logs"] = str(logdir)
     return report
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]], options: AsrBenchOptions) -> dict[str, Any]:
+def summarise(runs: dict[str, list[dict[str, Any]]], options: AsrBenchOptions,
+              transport: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report; ``transport``: the transport's saturation run over chunks of ``options.chunk_s`` (its
+    capacity as RTFX is the ceiling of any worker on this broker)."""
     report: dict[str, Any] = {"workload": "asr", "seconds_per_run": options.seconds, "chunk_s": options.chunk_s,
                               "target_p95_s": options.target_p95_s, "clips": len(options.files),
                               "cpu_count": os.cpu_count(), "processes": options.processes}
@@ -158,6 +176,14 @@ def summarise(runs: dict[str, list[dict[str, Any]]], options: AsrBenchOptions) -
             "p99_s": best["partial_latency_s"]["p99"] if best else None,
             "runs": [{k: v for k, v in r.items() if k != "samples"} for r in system_runs],
         }
+    if transport is not None:
+        report[TRANSPORT] = {"throughput": transport["throughput"], "p99_s": transport["p99_s"],
+                             "runs": [{k: v for k, v in transport.items() if k != "latencies"}]}
+        report["transport_ceiling"] = {"chunks_per_s": transport["throughput"],
+                                       "rtfx": round(transport["throughput"] * options.chunk_s, 1)}
+        if report.get("ours", {}).get("throughput") and transport["throughput"]:
+            report["transport_ceiling"]["end_to_end_fraction"] = round(
+                report["ours"]["throughput"] / report["transport_ceiling"]["rtfx"], 4)
     if options.plot:
         plot_cdf(runs, options.plot)
         report["plot"] = str(options.plot)
@@ -221,6 +247,11 @@ def format_table(report: dict[str, Any]) -> str:
     for system in SYSTEMS:
         if system in report:
             lines.append(f"{system}: {report[system]['max_streams']} real-time streams with p95 partial < {target} ms")
+    if "transport_ceiling" in report:
+        t = report["transport_ceiling"]
+        lines.append(f"transport only (consume + produce of {report['chunk_s'] * 1000:g} ms chunks, no model): "
+                     f"{t['chunks_per_s']:,.0f} chunks/s = RTFX {t['rtfx']:,.0f}"
+                     + (f"; end to end is {t['end_to_end_fraction']:.1%} of it" if "end_to_end_fraction" in t else ""))
     if "model_only" in report:
         m = report["model_only"]
         lines.append(f"model only (ONNX Runtime, {m['batch_size']} streams' chunks per call): RTFX {m['throughput']:,.1f}; "

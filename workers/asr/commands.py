@@ -234,8 +234,9 @@ def replay(args: argparse.Namespace) -> int:
 
 def _configure_bench(p: argparse.ArgumentParser) -> None:
     from workers.devtools.bench.command import add_common_options
+    from workers.devtools.bench.workloads import SYSTEMS, TRANSPORT
 
-    add_common_options(p)
+    add_common_options(p, (TRANSPORT, *SYSTEMS))
     p.add_argument("--streams", help="concurrent real-time stream counts to climb, comma-separated "
                    "(default 1,8,16,32,48,64,80,96,128; a system stops at the first over the target)")
     p.add_argument("--chunk-ms", type=float, default=160, help="audio per chunk")
@@ -245,13 +246,15 @@ def _configure_bench(p: argparse.ArgumentParser) -> None:
 
 
 def bench(args: argparse.Namespace) -> int:
-    """Concurrent real-time streams against ours and the TensorFlow loops, through a real broker."""
+    """Concurrent real-time streams against ours and the TensorFlow loops, through a real broker, after the
+    transport alone (its chunks per second at saturation: the ceiling)."""
     from workers.asr import bench_streams
     from workers.devtools.bench.command import common_options, start_logging
     from workers.devtools.bench.runner import main_json
+    from workers.devtools.bench.workloads import SYSTEMS, TRANSPORT
 
     start_logging()
-    common = common_options(args)
+    common = common_options(args, (TRANSPORT, *SYSTEMS))
     options = bench_streams.AsrBenchOptions(seconds=args.seconds, chunk_s=args.chunk_ms / 1000,
                                             target_p95_s=args.target_ms / 1000, files=args.files, **common)
     if args.streams:

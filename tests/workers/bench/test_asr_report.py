@@ -43,6 +43,15 @@ def test_summary_reports_the_largest_stream_count_under_the_target(monkeypatch) 
     json.dumps(report)
 
 
+def test_the_transport_alone_is_the_ceiling_in_chunks_and_in_real_time() -> None:
+    transport = {"phase": "saturation", "offered_per_s": None, "throughput": 2000.0, "p50_s": 0.005, "p95_s": 0.01,
+                 "p99_s": 0.02, "unanswered": 0, "cpu_cores": 0.5, "peak_rss_mb": 60.0, "latencies": [0.005]}
+    report = summarise({"ours": [run("ours", 16, 0.1)]}, AsrBenchOptions(chunk_s=0.16), transport)
+    assert report["transport_ceiling"] == {"chunks_per_s": 2000.0, "rtfx": 320.0, "end_to_end_fraction": 0.05}
+    assert "latencies" not in report["transport"]["runs"][0]
+    assert "2,000 chunks/s = RTFX 320; end to end is 5.0% of it" in format_table(report)
+
+
 def test_finals_searched_with_the_busy_beam_are_counted_between_scrapes() -> None:
     name = "workers_asr_final_searches_total"
     before = {f"{name}{{beam=32}}": 10.0, f"{name}{{beam=8}}": 1.0, "workers_batch_size_count": 3.0}

@@ -40,8 +40,11 @@ def test_table_names_every_run_and_the_ratios() -> None:
            "p99_s": 0.03, "unanswered": 0, "batch_size_mean": 12.0, "inference_s_mean_per_batch": 0.002,
            "cpu_cores": 1.0, "peak_rss_mb": 100.0}
     report = {"workload": "clicks", "seconds_per_phase": 5, "saturation_window": 256, "cpu_count": 2,
-              "ours": {"runs": [run]}, "model_only": {"batch_size": 12, "throughput": 1000.0, "end_to_end_fraction": 0.5},
+              "ours": {"runs": [run]}, "transport": {"runs": [run | {"throughput": 2000.0}]},
+              "transport_ceiling": {"throughput": 2000.0, "end_to_end_fraction": 0.25},
+              "model_only": {"batch_size": 12, "throughput": 1000.0, "end_to_end_fraction": 0.5},
               "ratios": {"baseline_tf_function": {"throughput_ratio": 5.0, "saturation_p99_ours_s": 0.03,
                                                   "saturation_p99_theirs_s": 0.3}}}
     table = format_table(report)
     assert "ours" in table and "500.0" in table and "50%" in table and "5x throughput" in table
+    assert "transport only (consume + produce, no model): 2,000.0 msg/s; end to end is 25% of it" in table

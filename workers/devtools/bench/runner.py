@@ -1,16 +1,19 @@
 """``workers bench WORKLOAD``: phases, systems, the table, the JSON and the latency CDF plot.
 
-Systems: ``ours`` (``workers serve WORKLOAD``), ``baseline_predict`` and ``baseline_tf_function``
-(:mod:`workers.devtools.bench.baseline`). Every phase starts the system fresh on fresh topics of the same
-broker, warms it up with a few messages, then measures:
+Systems: ``transport`` (consume + produce only, :mod:`workers.devtools.bench.transport`), ``ours`` (``workers
+serve WORKLOAD``), ``baseline_predict`` and ``baseline_tf_function`` (:mod:`workers.devtools.bench.baseline`).
+Every phase starts the system fresh on fresh topics of the same broker, warms it up with a few messages, then
+measures:
 
 * ``saturation``: a closed loop holding ``window`` inputs unanswered for ``seconds``; its throughput is
   the system's capacity, its latency that of a queue of ``window``;
 * ``rate R``: R messages per second offered for ``seconds``. Automatic rates: half of each baseline's
-  capacity (every system runs it, so p99 is compared at equal load) and half of ours.
+  capacity (every system runs it, so p99 is compared at equal load) and half of ours. The transport runs
+  saturation only: its capacity is the ceiling.
 
-Then, with everything stopped, model-only ONNX Runtime throughput at the worker's mean batch size, so
-the serving overhead is visible.
+Then, with everything stopped, model-only ONNX Runtime throughput at the worker's mean batch size. A report
+shows three ceilings beside end to end: the transport's, the model's, and the baselines' (what a plain loop
+gets), so the serving overhead is visible from both sides.
 """
 
 from __future__ import annotations
@@ -35,8 +38,15 @@ import numpy as np
 from pydantic_settings import BaseSettings
 
 from workers import registry
-from workers.devtools.bench.probe import GpuSampler, LatencyProbe, ProcessSampler, histogram_delta, percentiles, scrape
-from workers.devtools.bench.workloads import SYSTEMS, BenchWorkload
+from workers.devtools.bench.probe import (
+    GpuSampler,
+    LatencyProbe,
+    ProcessSampler,
+    histogram_delta,
+    percentiles,
+    scrape,
+)
+from workers.devtools.bench.workloads import SYSTEMS, TRANSPORT, BenchWorkload
 from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.plugin import load_object
 from workers.settings import KafkaSettings, OnnxSettings
@@ -50,9 +60,9 @@ WARMUP_MESSAGES = 16
 
 
 def partitions_for(system: str, processes: int) -> int:
-    """Partitions of a run's topics: 4, or for ours one per worker process when ``--processes`` asks for more
-    (a consumer group leaves a process beyond the partition count idle)."""
-    return max(PARTITIONS, processes if system == "ours" else 1)
+    """Partitions of a run's topics: 4, or for ours (and the transport it is held against) one per worker
+    process when ``--processes`` asks for more (a consumer group leaves a process beyond the partition count idle)."""
+    return max(PARTITIONS, processes if system in ("ours", TRANSPORT) else 1)
 
 
 @dataclass
@@ -60,10 +70,10 @@ class BenchOptions:
     seconds: float = 15.0
     window: int = 256
     rates: list[float] | None = None  # None: automatic
-    systems: tuple[str, ...] = SYSTEMS
+    systems: tuple[str, ...] = (TRANSPORT, *SYSTEMS)
     bootstrap: str | None = None  # None: an embedded broker
     plot: Path | None = None
-    worker_env: dict[str, str] = field(default_factory=dict)  # extra settings for `workers serve`
+    worker_env: dict[str, str] = field(default_factory=dict)  # extra settings for `workers serve` (and the transport)
     processes: int = 1  # ours as `workers serve --processes N`
 
 
@@ -83,6 +93,10 @@ class SystemUnderTest:
                             "WORKERS_METRICS_PORT": str(port), "WORKERS_MODEL_POLL_S": "0",
                             "WORKERS_LOG_LEVEL": "WARNING"} | env
             command = [sys.executable, "-m", "workers", "serve", workload, "--processes", str(processes)]
+        elif system == TRANSPORT:  # the worker's client and settings, so the ceiling is the worker's own
+            environment |= {"KAFKA_CLIENT": "confluent"} | env
+            command = [sys.executable, "-m", "workers.devtools.bench.transport", "--input", input_topic,
+                       "--output", output_topic, "--group", f"{input_topic}-group"]
         else:
             mode = system.removeprefix("baseline_")
             command = [sys.executable, "-m", "workers.devtools.bench.baseline", workload, mode, "--bootstrap", bootstrap,
@@ -222,10 +236,10 @@ def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
             log.info("%s: saturation, window %d, %.0fs", system, options.window, options.seconds)
             seed += 1
             results[system]["runs"].append(run_phase(workload, system, "saturation", None, options, bootstrap, logdir, seed))
-        capacity = {s: results[s]["runs"][0]["throughput"] for s in options.systems}
-        rates = ({s: list(options.rates) for s in options.systems} if options.rates is not None
-                 else automatic_rates(capacity))
-        for system in options.systems:
+        models = [s for s in options.systems if s != TRANSPORT]
+        capacity = {s: results[s]["runs"][0]["throughput"] for s in models}
+        rates = {s: list(options.rates) for s in models} if options.rates is not None else automatic_rates(capacity)
+        for system in models:
             for rate in rates[system]:
                 log.info("%s: %.1f msg/s offered for %.0fs", system, rate, options.seconds)
                 seed += 1
@@ -254,6 +268,10 @@ def summarise(workload: BenchWorkload, results: dict[str, dict[str, Any]], optio
         model_only = workload.model_only(batch, 5.0, worker_settings(OnnxSettings, options.worker_env))
         report["model_only"] = model_only | {
             "end_to_end_fraction": round(ours["throughput"] / model_only["throughput"], 3)}
+        if TRANSPORT in results and results[TRANSPORT]["runs"][0]["throughput"]:
+            transport = results[TRANSPORT]["runs"][0]["throughput"]
+            report["transport_ceiling"] = {"throughput": transport,
+                                           "end_to_end_fraction": round(ours["throughput"] / transport, 3)}
         ratios: dict[str, Any] = {}
         for baseline in ("baseline_predict", "baseline_tf_function"):
             if baseline not in results or not results[baseline]["runs"][0]["throughput"]:
@@ -294,7 +312,7 @@ def plot_cdf(results: dict[str, dict[str, Any]], name: str, path: Path) -> None:
 
     offered = {run["phase"]: run["offered_per_s"] or 0.0 for r in results.values() for run in r["runs"]}
     phases = sorted(offered, key=lambda p: (p != "saturation", offered[p]))
-    colours = {system: f"C{n}" for n, system in enumerate(SYSTEMS)}
+    colours = {system: f"C{n}" for n, system in enumerate((*SYSTEMS, TRANSPORT))}
     figure, axes = plt.subplots(1, len(phases), figsize=(4.2 * len(phases), 3.6), squeeze=False)
     for ax, phase in zip(axes[0], phases, strict=True):
         for system, result in results.items():
@@ -331,7 +349,7 @@ def format_table(report: dict[str, Any]) -> str:
              + (f", ours as {report['processes']} processes" if report.get("processes", 1) > 1 else ""),
              f"{'system':<22}{'phase':<13}{'offered/s':>10}{'msg/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
              f"{'unans':>6}{'batch':>7}{'infer ms':>10}{'CPU':>6}{'host%':>6}{'RSS MB':>8}{'ack p99':>9}"]
-    for system in SYSTEMS:
+    for system in (TRANSPORT, *SYSTEMS):
         for run in report.get(system, {}).get("runs", []):
             infer = run.get("inference_s_mean_per_batch", run.get("step_s_median_per_message"))
             lines.append(f"{system:<22}{run['phase']:<13}{run['offered_per_s'] or '-':>10}{run['throughput']:>9,.1f}"
@@ -339,6 +357,10 @@ def format_table(report: dict[str, Any]) -> str:
                          f"{run.get('batch_size_mean') or 0:>7.1f}{ms(infer):>10}{run['cpu_cores']:>6.2f}"
                          f"{run.get('host_cpu_percent', 0):>6.0f}"
                          f"{run['peak_rss_mb']:>8.0f}{ms(run.get('input_ack_p99_s')):>9}")
+    if "transport_ceiling" in report:
+        t = report["transport_ceiling"]
+        lines.append(f"transport only (consume + produce, no model): {t['throughput']:,.1f} msg/s; "
+                     f"end to end is {t['end_to_end_fraction']:.0%} of it")
     if "model_only" in report:
         m = report["model_only"]
         lines.append(f"model only (ONNX Runtime, batch {m['batch_size']}): {m['throughput']:,.1f} msg/s; "

@@ -23,6 +23,9 @@ Step = Callable[[bytes | None, bytes, dict[str, bytes]], bytes]
 
 SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
 """What ``workers bench`` compares: our worker, and the two plain TensorFlow consumer loops below."""
+TRANSPORT = "transport"
+"""Consume and produce through our Kafka adapters with our commit rule, no model (:mod:`workers.devtools.bench.transport`):
+the ceiling any worker on this broker and client has. ``workers bench`` runs it first, at saturation only."""
 MODES = ("predict", "tf_function")
 """Baseline (a): ``model.predict(x)`` per message; baseline (b): the model in ``tf.function``, per message."""
 
