@@ -55,6 +55,23 @@ CONSUMER_LAG = Gauge(
 COMMITS = Counter("workers_commits_total", "Offset commits, by outcome.", ["worker", "topic", "outcome"])
 STATE_KEYS = Gauge("workers_state_keys", "Keys (streams, sessions, conversations) held in state.", ["worker"])
 STATE_EVICTIONS = Counter("workers_state_evictions_total", "Keys dropped from state, by reason.", ["worker", "reason"])
+STATE_RESTORE = Histogram(
+    "workers_state_restore_seconds", "Time to restore the state of newly assigned partitions from the changelog.",
+    ["worker"], buckets=LATENCY_BUCKETS,
+)
+STATE_RESTORED_KEYS = Counter("workers_state_restored_keys_total", "Keys restored from the changelog.", ["worker"])
+STATE_CHANGELOG_RECORDS = Counter(
+    "workers_state_changelog_records_total", "Records written to the state changelog (tombstones included).", ["worker"]
+)
+STATE_CHANGELOG_BYTES = Counter("workers_state_changelog_bytes_total", "Bytes of state written to the changelog.", ["worker"])
+STATE_CHANGELOG_PENDING = Gauge(
+    "workers_state_changelog_pending", "State writes not yet acknowledged (their inputs' offsets wait on them).", ["worker"]
+)
+STATE_ALREADY_APPLIED = Counter(
+    "workers_state_already_applied_total",
+    "Re-read inputs skipped because their key's restored state already reflects them (their results were delivered).",
+    ["worker"],
+)
 MODEL_INFO = Gauge(
     "workers_model_info", "1 for the model version a worker serves, and on which provider.",
     ["worker", "model", "version", "provider"],

@@ -9,14 +9,16 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from workers.engine.changelog import Changelog, changelog_config, changelog_topic
 from workers.engine.engine import StreamEngine
+from workers.engine.handler import Handler, StatefulHandler
 from workers.engine.reload import ModelReloader
 from workers.http import Health, MetricsServer
 from workers import registry
 from workers.registry import build_handler
 from workers.settings import Settings
 from workers.topics import Topics
-from workers.transport.factory import BrokerUnavailable, ensure_topics, make_consumer, make_producer
+from workers.transport.factory import BrokerUnavailable, ensure_topics, make_consumer, make_partition_reader, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,14 @@ def single_threaded_numpy() -> Any:
     return threadpool_limits(1, user_api="blas")  # its restore_original_limits() undoes it (tests)
 
 
+def state_changelog(handler: Handler[Any], settings: Settings, group_id: str, client_id: str) -> Changelog | None:
+    """The changelog backing ``handler``'s per-key state, or None: no state, no codec, or turned off."""
+    if not (settings.engine.state_changelog and isinstance(handler, StatefulHandler) and handler.state_codec):
+        return None
+    topic = settings.engine.state_topic or changelog_topic(group_id, handler.name)
+    return Changelog(topic, handler.name, lambda: make_partition_reader(settings.kafka, f"{client_id}-restore"))
+
+
 def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) -> int:
     """Serve ``worker`` until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(settings.engine.log_level)
@@ -54,20 +64,26 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
                              lambda: build_handler(worker, handler.model.model_dir, settings),
                              settings.onnx.warmup_runs, settings.engine.model_poll_s)
     topics = Topics.of_handler(handler, settings.engine)
+    group_id = settings.engine.group_id or f"workers-{worker}"
+    client_id = f"{worker}-{socket.gethostname()}-{os.getpid()}"
+    changelog = state_changelog(handler, settings, group_id, client_id)
     health = Health()  # live (not ready) while waiting for the brokers: an orchestrator does not kill it
     server = MetricsServer(settings.engine.metrics_host, settings.engine.metrics_port, health).start()
     try:
-        ensure_topics(settings.kafka, topics.to_create(), waiting=health.beat)
+        to_create = topics.to_create()
+        if changelog is not None:
+            to_create[changelog.topic] = topics.partitions
+        ensure_topics(settings.kafka, to_create, waiting=health.beat,
+                      configs={changelog.topic: changelog_config(settings.engine.state_ttl_s)} if changelog else None,
+                      partitioned_like={changelog.topic: topics.input} if changelog else None)
     except BrokerUnavailable as exc:
         log.error("%s; giving up (is KAFKA_BOOTSTRAP_SERVERS right, and the network open?)", exc)
         server.stop()
         return 2
 
-    group_id = settings.engine.group_id or f"workers-{worker}"
-    client_id = f"{worker}-{socket.gethostname()}-{os.getpid()}"
     consumer = make_consumer(settings.kafka, group_id, settings.engine.auto_offset_reset, client_id)
     producer = make_producer(settings.kafka, client_id)
-    engine = StreamEngine(handler, settings.engine, consumer, producer, health, reloader)
+    engine = StreamEngine(handler, settings.engine, consumer, producer, health, reloader, changelog)
     engine.install_signal_handlers()
     try:
         engine.run()

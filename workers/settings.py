@@ -138,6 +138,11 @@ class EngineSettings(SettingsSection):
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Drain budget after SIGTERM before giving up.")
     state_ttl_s: float = Field(1800.0, gt=0, description="Idle time after which per-key state is dropped.")
     max_keys: int = Field(100_000, ge=1, description="Most keys (streams, sessions, conversations) held in state.")
+    state_changelog: bool = Field(
+        True, description="Back per-key state with a changelog topic and restore it when partitions are assigned "
+        "(after a crash, a restart or a rebalance), for workers whose state has a codec. Off: state is memory-only.",
+    )
+    state_topic: str | None = Field(None, description="Override the changelog topic; default '<group id>-<worker>-state'.")
     model_dir: str | None = Field(None, description="Model directory to serve (`serve --model` overrides it); default: the committed model.")
     model_poll_s: float = Field(
         5.0, ge=0, description="How often the model directory's manifest.json is checked for a new version "

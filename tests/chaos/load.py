@@ -146,3 +146,26 @@ def valid_messages(worker: str, topic: str, n: int) -> list[OutgoingRecord]:
 def input_offsets(records: list[Record]) -> Counter[tuple[int, int]]:
     """Results per input, named by the ``source.partition``/``source.offset`` headers every result carries."""
     return Counter((int(r.header("source.partition")), int(r.header("source.offset"))) for r in records)
+
+
+def what_it_says(worker: str, record: Record) -> tuple[object, ...]:
+    """The part of a result that per-key state decides, for comparing a run with crashes against one
+    without: the bot's intent/hand-off sequence, a click's position and top items. (The bot's confidence is
+    left out: its int8 model's figures move with the batch a message shares.)"""
+    body = json.loads(record.value or b"{}")
+    if worker == "bot":
+        return body["intent"], body["handoff"], body["fallback"], body["reason"], body["turn"]
+    return body["position"], tuple(item["item_id"] for item in body["next_items"]), body["unknown_item"]
+
+
+def differences(worker: str, records: list[Record], reference: list[Record]) -> list[str]:
+    """Inputs where any copy of a result (re-reads included) says other than the reference run's result."""
+    expected = {(int(r.header("source.partition")), int(r.header("source.offset"))): what_it_says(worker, r)
+                for r in reference}
+    out = []
+    for r in records:
+        source = (int(r.header("source.partition")), int(r.header("source.offset")))
+        said = what_it_says(worker, r)
+        if expected.get(source) != said:
+            out.append(f"{source}: {said} != reference {expected.get(source)}")
+    return out

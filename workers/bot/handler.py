@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.bot.model import IntentModel
-from workers.bot.policy import Conversation
+from workers.bot.policy import Conversation, ConversationCodec
 from workers.bot.settings import BotSettings
 from workers.toolkit.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
 from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
@@ -54,6 +54,7 @@ class BotHandler(StatefulHandler[ChatMessage]):
     name = "bot"
     input_topic = "chat.messages"
     output_topic = "chat.replies"
+    state_codec = ConversationCodec()
 
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
         self.intents = IntentModel(model_dir, settings.onnx, settings.of(BotSettings).length_group)

@@ -54,6 +54,18 @@ class Conversation:
     handed_off: bool = False
 
 
+class ConversationCodec:
+    """A conversation's state in the changelog: four fields of JSON."""
+
+    def encode(self, state: Conversation) -> bytes:
+        return json.dumps([state.turns, state.fallbacks_in_a_row, state.last_intent, state.handed_off],
+                          separators=(",", ":")).encode()
+
+    def decode(self, data: bytes) -> Conversation:
+        turns, fallbacks, last_intent, handed_off = json.loads(data)
+        return Conversation(int(turns), int(fallbacks), last_intent, bool(handed_off))
+
+
 @dataclass(frozen=True)
 class Decision:
     intent: str

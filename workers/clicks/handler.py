@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workers.clicks.events import EVENT_TYPES, Event
-from workers.clicks.model import SessionModel
+from workers.clicks.model import SessionModel, SessionStateCodec
 from workers.toolkit.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
 from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.settings import Settings
@@ -57,6 +57,7 @@ class ClicksHandler(StatefulHandler[tuple[Event, int]]):
     output_topic = "clicks.predictions"
     one_per_key = True
     state_belongs_to_model = True  # hidden vectors of one model version mean nothing to another
+    state_codec = SessionStateCodec()
 
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
         self.scorer = SessionModel(model_dir, settings.onnx)

@@ -48,6 +48,25 @@ class SessionState:
     """The session's most recent item indices (oldest first; at most ``neighbours.HISTORY``)."""
 
 
+class SessionStateCodec:
+    """A session's state in the changelog: event count, history length, history (int32), hidden vector
+    (float32, bit for bit)."""
+
+    _HEAD = np.dtype([("events", "<u4"), ("history", "<u2")])
+
+    def encode(self, state: SessionState) -> bytes:
+        head = np.array([(state.events, len(state.history))], self._HEAD).tobytes()
+        return head + np.asarray(state.history, "<i4").tobytes() + np.asarray(state.hidden, "<f4").tobytes()
+
+    def decode(self, data: bytes) -> SessionState:
+        head = np.frombuffer(data, self._HEAD, count=1)[0]
+        n = int(head["history"])
+        start = self._HEAD.itemsize
+        history = np.frombuffer(data, "<i4", count=n, offset=start).tolist()
+        hidden = np.frombuffer(data, "<f4", offset=start + 4 * n).astype(np.float32)
+        return SessionState(hidden, int(head["events"]), history)
+
+
 def advance(states: list[SessionState], item_ids: list[int]) -> list[list[int]]:
     """Append each event's item to its session's history (bounded); returns the histories."""
     for state, item in zip(states, item_ids, strict=True):

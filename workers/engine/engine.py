@@ -1,7 +1,8 @@
 """The streaming engine: consume -> decode -> micro-batch -> model -> produce -> commit.
 
 Commit order (Quix's checkpoint rule): an offset is committed only after every record produced for
-it -- results, or its dead-letter record -- was acknowledged by the broker, and only as part of the
+it -- results, or its dead-letter record, and its key's state record where the state has a changelog
+(:mod:`workers.engine.changelog`) -- was acknowledged by the broker, and only as part of the
 contiguous done prefix of its partition. A crash therefore re-reads, never skips; duplicates are
 limited to the uncommitted window, and each result carries ``source.*`` headers to de-duplicate.
 
@@ -27,8 +28,9 @@ from typing import Any
 
 from workers import metrics as m
 from workers.engine.batcher import MicroBatcher
+from workers.engine.changelog import Changelog, StateWrite
 from workers.engine.dlq import dead_letter
-from workers.engine.handler import Deferred, Handler, InvalidMessage, Outcome, Pending, Result
+from workers.engine.handler import Deferred, Handler, InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.engine.offsets import OffsetTracker
 from workers.engine.reload import ModelReloader
 from workers.http import Health
@@ -55,6 +57,9 @@ class _Completion:
     remaining: int
     timestamp_ms: int | None
     to_dlq: bool
+    state: StateWrite | None = None
+    """The key's state record this input also waits for (its results go out first)."""
+    acked_at: float = 0.0
 
 
 class StreamEngine:
@@ -66,6 +71,7 @@ class StreamEngine:
         producer: Producer,
         health: Health | None = None,
         reloader: ModelReloader | None = None,
+        changelog: Changelog | None = None,
     ) -> None:
         self.handler = handler
         self.settings = settings
@@ -73,6 +79,14 @@ class StreamEngine:
         self.producer = producer
         self.health = health or Health()
         self.reloader = reloader
+        self.changelog = changelog
+        if changelog is not None:
+            if not isinstance(handler, StatefulHandler):
+                raise ValueError(f"{handler.name} keeps no per-key state: it has no changelog")
+            changelog.connect(producer.produce, self._state_written)
+            changelog.bind(handler)
+        self._state_writes: dict[tuple[TopicPartition, int], StateWrite] = {}
+        """State records owed for inputs whose outcome is not sent yet, by input."""
         topics = Topics.of_handler(handler, settings)
         self.input_topic, self.output_topic, self.dlq_topic = topics.input, topics.output, topics.dlq
         self.tracker = OffsetTracker()
@@ -113,6 +127,8 @@ class StreamEngine:
         self._release_held(wait_for_all=True)  # deferred results of the old version finish on it
         new.adopt(old)
         self.handler = new
+        if self.changelog is not None:
+            self.changelog.bind(new)  # type: ignore[arg-type]
         m.MODEL_INFO.labels(worker=old.name, model=old.model.name, version=old.model.version, provider=old.model.provider).set(0)
         self._bind_model_metrics()
         log.info("%s: now serving model %s version %s (was %s)", new.name, new.model.name, new.model.version, old.model.version)
@@ -194,6 +210,8 @@ class StreamEngine:
         self.batcher.add(Pending(record, key, value))
 
     def _run_batch(self, batch: list[Pending[Any]]) -> None:
+        if self.changelog is not None:
+            batch = self._not_yet_applied(batch)
         if not batch:
             return
         started = time.monotonic()
@@ -207,8 +225,21 @@ class StreamEngine:
         except Exception:
             log.exception("%s: batch of %d failed; retrying its items one by one", self.handler.name, len(batch))
             outcomes = [self._process_alone(item) for item in batch]
+        if self.changelog is not None:
+            self._state_writes.update(self.changelog.writes_for(batch))
         for item, outcome in zip(batch, outcomes, strict=True):
             self._hand_over(item.key, item.record, outcome)
+
+    def _not_yet_applied(self, batch: list[Pending[Any]]) -> list[Pending[Any]]:
+        """Drop re-read inputs the restored state already reflects: their results were delivered."""
+        assert self.changelog is not None
+        fresh = []
+        for item in batch:
+            if self.changelog.already_applied(item):
+                self.tracker.done(item.record.tp, item.record.offset)
+            else:
+                fresh.append(item)
+        return fresh
 
     def _hand_over(self, key: str, record: Record | None, outcome: Outcome) -> None:
         """Send an outcome now, or hold it: behind its key's deferred outcome, or as its key's first one."""
@@ -270,9 +301,10 @@ class StreamEngine:
             ("source.partition", str(record.partition).encode()),
             ("source.offset", str(record.offset).encode()),
         ]
-        completion = _Completion(record.tp, record.offset, len(results), record.timestamp_ms, to_dlq=False)
+        completion = _Completion(record.tp, record.offset, len(results), record.timestamp_ms, to_dlq=False,
+                                 state=self._state_writes.pop((record.tp, record.offset), None))
         if not results:
-            self._complete(completion, time.time())
+            self._results_acknowledged(completion, time.time())
         for result in results:
             out = OutgoingRecord(self.output_topic, result.value, result.key, list(result.headers) + source)
             self.producer.produce(out, lambda error, acked_at, c=completion: self._acknowledged(c, error, acked_at))
@@ -283,7 +315,8 @@ class StreamEngine:
             self.dlq_topic, invalid,
         )
         m.MESSAGES_DLQ.labels(worker=self.handler.name, topic=self.input_topic, reason=invalid.code).inc()
-        completion = _Completion(record.tp, record.offset, 1, record.timestamp_ms, to_dlq=True)
+        completion = _Completion(record.tp, record.offset, 1, record.timestamp_ms, to_dlq=True,
+                                 state=self._state_writes.pop((record.tp, record.offset), None))
         self.producer.produce(
             dead_letter(record, self.dlq_topic, self.handler.name, invalid.code, invalid.detail),
             lambda error, acked_at: self._acknowledged(completion, error, acked_at),
@@ -296,7 +329,23 @@ class StreamEngine:
             return
         completion.remaining -= 1
         if completion.remaining == 0:
+            self._results_acknowledged(completion, acked_at)
+
+    def _results_acknowledged(self, completion: _Completion, acked_at: float) -> None:
+        """An input's results are acknowledged: it is done, or its key's state record goes out now."""
+        completion.acked_at = acked_at
+        if completion.state is None or self.changelog is None:
             self._complete(completion, acked_at)
+        else:
+            self.changelog.results_acknowledged(completion.state, completion)
+
+    def _state_written(self, write: StateWrite, error: Exception | None, _acked_at: float) -> None:
+        if error is not None:
+            log.error("state changelog write for key %r failed: %s", write.record.key, error)
+            self._fatal = self._fatal or FatalDeliveryError(str(error))
+            return
+        for completion in write.completions:
+            self._complete(completion, completion.acked_at)
 
     def _acknowledged_unsourced(self, error: Exception | None, _acked_at: float) -> None:
         """A housekeeping result: no offset waits on it, but a failed delivery stops the worker all the same."""
@@ -364,7 +413,11 @@ class StreamEngine:
         while len(self.batcher):
             self._run_batch(self.batcher.take())
         self._release_held(wait_for_all=True)
+        deadline = time.monotonic() + timeout_s
         flushed = self.producer.flush(timeout_s)
+        # acknowledged results let their state records go out: flush those too
+        while flushed and self.changelog is not None and self.changelog.pending and time.monotonic() < deadline:
+            flushed = self.producer.flush(max(0.0, deadline - time.monotonic()))
         self._raise_if_fatal()
         self._commit()
         return flushed
@@ -374,11 +427,20 @@ class StreamEngine:
         log.info("%s: partitions revoked: %s", self.handler.name, sorted(p.partition for p in partitions))
         self.drain(self.settings.shutdown_timeout_s)
         self.tracker.forget(partitions)
-        self.handler.on_partitions_revoked({tp.partition for tp in partitions if tp.topic == self.input_topic})
+        numbers = {tp.partition for tp in partitions if tp.topic == self.input_topic}
+        if self.changelog is not None:
+            self.changelog.forget(numbers)
+            self._state_writes = {k: w for k, w in self._state_writes.items() if k[0] not in partitions}
+        self.handler.on_partitions_revoked(numbers)
         self._m_assigned.set(len(self.consumer.assignment() - partitions))
 
     def on_partitions_assigned(self, partitions: set[TopicPartition]) -> None:
         log.info("%s: partitions assigned: %s", self.handler.name, sorted(p.partition for p in partitions))
+        if self.changelog is not None:  # not ready (503) until the partitions' state is back
+            self.health.ready = False
+            self.changelog.restore({tp.partition for tp in partitions if tp.topic == self.input_topic},
+                                   self.settings.state_ttl_s)
+            self.health.ready = True
         self._m_assigned.set(len(self.consumer.assignment() | partitions))
         if self._paused and partitions:
             self.consumer.pause(partitions)

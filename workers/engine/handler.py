@@ -16,6 +16,7 @@ from workers.runtime.onnx_model import OnnxModel
 from workers.transport.records import Headers, Record
 
 if TYPE_CHECKING:
+    from workers.engine.changelog import StateCodec
     from workers.settings import Settings
 
 V = TypeVar("V")
@@ -143,6 +144,8 @@ class StatefulHandler(Handler[V]):
     state: KeyedState[Any]
     state_belongs_to_model: ClassVar[bool] = False
     """True when the state is the model's own (e.g. a recurrent hidden state): a new version starts fresh."""
+    state_codec: ClassVar[StateCodec[Any] | None] = None
+    """How a key's state is written to the changelog and read back; None: the state is memory-only."""
 
     def init_state(self, factory: Callable[[], Any], ttl_s: float, max_keys: int) -> KeyedState[Any]:
         evictions = metrics.STATE_EVICTIONS

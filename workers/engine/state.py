@@ -1,7 +1,9 @@
 """Per-key state (a stream, session or conversation) with idle expiry and a cap on keys held.
 
 Keys live in least-recently-used order, so both expiry and eviction look only at the front.
-Eviction is logged and reported through ``on_evict`` (a metric), never silent.
+Eviction is logged and reported through ``on_evict`` (a metric), never silent. Each key also remembers the
+input offset its state reflects, so a changelog (:mod:`workers.engine.changelog`) can restore it and
+a re-read input is not applied twice.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -23,6 +25,8 @@ class _Entry(Generic[S]):
     value: S
     partition: int
     touched: float
+    offset: int = -1
+    """The input offset (in ``partition``) of the last message applied to this state; -1 before any."""
 
 
 class KeyedState(Generic[S]):
@@ -42,6 +46,8 @@ class KeyedState(Generic[S]):
         self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
         self._unlogged_evictions = 0
         self._last_eviction_log = float("-inf")
+        self.on_removed: Callable[[str, int], None] | None = None
+        """Told of each key dropped for good (expiry, eviction, pop), not of keys moved to another worker."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -79,6 +85,32 @@ class KeyedState(Generic[S]):
             self._evict_oldest()
         self._entries[key] = _Entry(value, partition, self._clock())
 
+    def reflects(self, key: str, offset: int) -> bool:
+        """Whether the key's state already includes the input at ``offset`` (a re-read after a restore)."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.offset >= offset
+
+    def applied(self, key: str, offset: int) -> tuple[S, int] | None:
+        """Record that the input at ``offset`` was applied to the key's state; returns (state, partition),
+        or None when the key holds no state."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        entry.offset = max(entry.offset, offset)
+        return entry.value, entry.partition
+
+    def restore(self, restored: Iterable[tuple[str, int, S, int, float]]) -> None:
+        """Hold restored state: ``(key, partition, state, offset, idle seconds)`` each, as if last touched
+        that long ago, so expiry goes on where it left off; the least recently used stay first, and past the
+        cap the oldest are evicted."""
+        now = self._clock()
+        for key, partition, value, offset, idle_s in restored:
+            self._entries.pop(key, None)
+            self._entries[key] = _Entry(value, partition, now - idle_s, offset)
+        self._entries = OrderedDict(sorted(self._entries.items(), key=lambda kv: kv[1].touched))
+        while len(self._entries) > self.max_keys:
+            self._evict_oldest()
+
     def adopt(self, other: KeyedState[S]) -> None:
         """Take over ``other``'s keys (a new model version keeping the conversations it inherits)."""
         self._entries = other._entries
@@ -86,7 +118,14 @@ class KeyedState(Generic[S]):
 
     def pop(self, key: str) -> S | None:
         entry = self._entries.pop(key, None)
-        return None if entry is None else entry.value
+        if entry is None:
+            return None
+        self._removed(key, entry.partition)
+        return entry.value
+
+    def _removed(self, key: str, partition: int) -> None:
+        if self.on_removed is not None:
+            self.on_removed(key, partition)
 
     def expire(self) -> list[tuple[str, S]]:
         """Drop keys idle for longer than the TTL; returns them with their state (a worker may owe a last
@@ -98,6 +137,7 @@ class KeyedState(Generic[S]):
             if entry.touched > cutoff:
                 break
             del self._entries[key]
+            self._removed(key, entry.partition)
             expired.append((key, entry.value))
         if expired:
             log.info("state: expired %d idle keys (ttl %.0fs), %d held", len(expired), self.ttl_s, len(self._entries))
@@ -114,7 +154,8 @@ class KeyedState(Generic[S]):
         return len(doomed)
 
     def _evict_oldest(self) -> None:
-        key, _ = self._entries.popitem(last=False)
+        key, entry = self._entries.popitem(last=False)
+        self._removed(key, entry.partition)
         self._on_evict("capacity", 1)
         self._unlogged_evictions += 1
         now = self._clock()

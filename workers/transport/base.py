@@ -6,7 +6,7 @@ a rebalance listener (aiokafka's idea) and a delivery callback per produced reco
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from workers.transport.records import OutgoingRecord, Record, TopicPartition
@@ -61,11 +61,29 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
+class PartitionReader(Protocol):
+    """Reads chosen partitions of a topic to their current end, outside any group: how a worker restores
+    its state from a changelog before it processes the input partitions it was just given."""
+
+    def read_to_end(self, topic: str, partitions: list[int], since_ms: int | None = None) -> Iterator[Record]:
+        """Every record of ``partitions`` from their start (or the first at or after ``since_ms``, where the
+        broker can look offsets up by time) up to the end they had when reading began."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class TopicAdmin(Protocol):
     """Topic creation through one client library's admin API."""
 
-    def create_missing(self, partitions: Mapping[str, int]) -> list[str]:
-        """Create the topics of ``partitions`` (name -> partition count) that do not exist; returns their names."""
+    def create_missing(self, partitions: Mapping[str, int],
+                       configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+        """Create the topics of ``partitions`` (name -> partition count) that do not exist, with their
+        ``configs`` (name -> topic config, e.g. ``cleanup.policy``); returns their names."""
+        ...
+
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has; None when it does not exist."""
         ...
 
     def close(self) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import confluent_kafka as ck
@@ -139,6 +139,58 @@ class ConfluentConsumer:
         self._consumer.close()
 
 
+class ConfluentPartitionReader:
+    """:class:`workers.transport.base.PartitionReader` over librdkafka: the end is where a fetch reports
+    end of partition (the embedded broker's ListOffsets answers a wrong high watermark, its fetches a right one)."""
+
+    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+        self._timeout_s = settings.request_timeout_ms / 1000
+        self._consumer = ck.Consumer(
+            client_config(settings)
+            | {
+                "group.id": f"{client_id}-reader",  # never joined, never committed: assign() only
+                "client.id": client_id,
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+                "logger": logging.getLogger("librdkafka.reader"),
+            }
+        )
+
+    def read_to_end(self, topic: str, partitions: list[int], since_ms: int | None = None) -> Iterator[Record]:
+        if not partitions:
+            return
+        starts = [ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in partitions]
+        if since_ms is not None:
+            found = self._consumer.offsets_for_times([ck.TopicPartition(topic, p, since_ms) for p in partitions],
+                                                     timeout=self._timeout_s)
+            starts = [ck.TopicPartition(topic, f.partition, f.offset if f.offset >= 0 else ck.OFFSET_END) for f in found]
+        self._consumer.assign(starts)
+        pending = set(partitions)
+        last_progress = time.monotonic()
+        try:
+            while pending:
+                messages = self._consumer.consume(num_messages=1000, timeout=0.2)
+                if messages:
+                    last_progress = time.monotonic()
+                elif time.monotonic() - last_progress > self._timeout_s:
+                    raise TimeoutError(f"reading {topic} partitions {sorted(pending)}: no progress in {self._timeout_s:.0f}s")
+                for m in messages:
+                    error = m.error()
+                    if error is None:
+                        _ts_type, ts = m.timestamp()
+                        yield Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts)
+                    elif error.code() == ck.KafkaError._PARTITION_EOF:
+                        pending.discard(m.partition())
+                    else:
+                        log.warning("reading %s: %s", topic, error)
+        finally:
+            self._consumer.unassign()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 class ConfluentProducer:
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
         self._producer = ck.Producer(
@@ -162,8 +214,10 @@ class ConfluentProducer:
 
         while True:
             try:
+                extra = {} if record.partition is None else {"partition": record.partition}
                 self._producer.produce(
-                    record.topic, value=record.value, key=record.key, headers=record.headers, on_delivery=delivered
+                    record.topic, value=record.value, key=record.key, headers=record.headers, on_delivery=delivered,
+                    **extra,
                 )
                 return
             except BufferError:  # local queue full: serve callbacks and retry
@@ -192,12 +246,15 @@ class ConfluentTopicAdmin:
         except ck.KafkaException as exc:
             raise ConnectionError(str(exc)) from None
 
-    def create_missing(self, partitions: Mapping[str, int]) -> list[str]:
+    def create_missing(self, partitions: Mapping[str, int],
+                       configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
         from confluent_kafka.admin import NewTopic
 
         metadata = self._admin.list_topics(timeout=self._timeout_s)
         replicas = min(3, len(metadata.brokers) or 1)
-        missing = [NewTopic(name, n, replicas) for name, n in partitions.items() if name not in metadata.topics]
+        configs = configs or {}
+        missing = [NewTopic(name, n, replicas, config=dict(configs.get(name, {})))
+                   for name, n in partitions.items() if name not in metadata.topics]
         if not missing:
             return []
         for topic, future in self._admin.create_topics(missing, operation_timeout=self._timeout_s).items():
@@ -207,6 +264,10 @@ class ConfluentTopicAdmin:
                 if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:  # else another worker won the race
                     raise RuntimeError(f"creating topic {topic!r}: {exc}") from None
         return [t.topic for t in missing]
+
+    def partition_count(self, topic: str) -> int | None:
+        found = self._admin.list_topics(topic, timeout=self._timeout_s).topics.get(topic)
+        return None if found is None or found.error is not None else len(found.partitions)
 
     def close(self) -> None:
         pass  # AdminClient has no close; its threads end with the object

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from workers.settings import KafkaSettings
-from workers.transport.base import Consumer, Producer, Reader, TopicAdmin
+from workers.transport.base import Consumer, PartitionReader, Producer, Reader, TopicAdmin
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,17 @@ def make_reader(settings: KafkaSettings, topics: list[str], at_end: bool = False
     return consumer
 
 
+def make_partition_reader(settings: KafkaSettings, client_id: str) -> PartitionReader:
+    """What a worker restores its state with (a changelog's partitions, read to their end)."""
+    if settings.client == "confluent":
+        from workers.transport.confluent import ConfluentPartitionReader
+
+        return ConfluentPartitionReader(settings, client_id)
+    from workers.transport.kafka_python import KafkaPythonPartitionReader
+
+    return KafkaPythonPartitionReader(settings, client_id)
+
+
 def _topic_admin(settings: KafkaSettings) -> TopicAdmin:
     if settings.client == "confluent":
         from workers.transport.confluent import ConfluentTopicAdmin
@@ -70,9 +81,13 @@ def ensure_topics(
     partitions: dict[str, int],
     timeout_s: float | None = None,
     waiting: Callable[[], None] = lambda: None,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    partitioned_like: Mapping[str, str] | None = None,
 ) -> None:
     """Create the topics that do not exist yet (replication factor 1 on a one-broker cluster, else 3 capped),
-    through the admin API of the configured client library (``KAFKA_CLIENT``).
+    through the admin API of the configured client library (``KAFKA_CLIENT``), with their topic ``configs``.
+    A topic in ``partitioned_like`` (topic -> another) is created with as many partitions as the other has
+    (a changelog beside an input topic someone else created with more partitions than we would).
 
     Waits for the brokers first, retrying with backoff (1 s doubling to 15 s) and one log line per try,
     for ``timeout_s`` (default ``settings.startup_timeout_s``; 0 = forever); ``waiting`` is called
@@ -101,7 +116,10 @@ def ensure_topics(
     if attempt > 1:
         log.info("broker reachable at %s after %d tries", settings.bootstrap_servers, attempt)
     try:
-        created = admin.create_missing(partitions)
+        partitions = dict(partitions)
+        for topic, model in (partitioned_like or {}).items():
+            partitions[topic] = admin.partition_count(model) or partitions[topic]
+        created = admin.create_missing(partitions, configs)
         if created:
             log.info("created topics %s", ", ".join(created))
     finally:

@@ -6,7 +6,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import kafka
@@ -132,6 +132,56 @@ class KafkaPythonConsumer:
         self._consumer.close(autocommit=False)
 
 
+class KafkaPythonPartitionReader:
+    """:class:`workers.transport.base.PartitionReader` over kafka-python: the end is the high watermark the
+    last fetch of each partition reported."""
+
+    def __init__(self, settings: KafkaSettings, client_id: str) -> None:
+        self._timeout_s = settings.request_timeout_ms / 1000
+        self._consumer = kafka.KafkaConsumer(
+            client_id=client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            **client_config(settings),
+        )
+
+    def read_to_end(self, topic: str, partitions: list[int], since_ms: int | None = None) -> Iterator[Record]:
+        if not partitions:
+            return
+        tps = [kafka.TopicPartition(topic, p) for p in partitions]
+        self._consumer.assign(tps)
+        self._consumer.seek_to_beginning(*tps)
+        if since_ms is not None:
+            for tp, found in self._consumer.offsets_for_times({tp: since_ms for tp in tps}).items():
+                if found is None:
+                    self._consumer.seek_to_end(tp)
+                else:
+                    self._consumer.seek(tp, found.offset)
+        pending = set(tps)
+        last_progress = time.monotonic()
+        try:
+            while pending:
+                batches = self._consumer.poll(timeout_ms=200, max_records=1000)
+                if batches:
+                    last_progress = time.monotonic()
+                elif time.monotonic() - last_progress > self._timeout_s:
+                    raise TimeoutError(f"reading {topic} partitions {sorted(tp.partition for tp in pending)}: "
+                                       f"no progress in {self._timeout_s:.0f}s")
+                for messages in batches.values():
+                    for m in messages:
+                        yield Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
+                for tp in list(pending):
+                    high = self._consumer.highwater(tp)
+                    if high is not None and self._consumer.position(tp) >= high:
+                        pending.discard(tp)
+        finally:
+            self._consumer.assign([])
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
 class KafkaPythonProducer:
     """Delivery callbacks are queued by kafka-python's I/O thread and run on the caller's thread in poll/flush."""
 
@@ -151,7 +201,8 @@ class KafkaPythonProducer:
         self._lock = threading.Lock()
 
     def produce(self, record: OutgoingRecord, on_delivery: DeliveryCallback) -> None:
-        future = self._producer.send(record.topic, value=record.value, key=record.key, headers=record.headers)
+        future = self._producer.send(record.topic, value=record.value, key=record.key, headers=record.headers,
+                                     partition=record.partition)
         future.add_callback(lambda _meta: self._done.append((on_delivery, None, time.time())))
         future.add_errback(lambda exc: self._done.append((on_delivery, exc, time.time())))
 
@@ -186,19 +237,28 @@ class KafkaPythonTopicAdmin:
         except kafka.errors.NoBrokersAvailable as exc:
             raise ConnectionError(str(exc)) from None
 
-    def create_missing(self, partitions: Mapping[str, int]) -> list[str]:
+    def create_missing(self, partitions: Mapping[str, int],
+                       configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
         import kafka.errors
         from kafka.admin import NewTopic
 
         existing = set(self._admin.list_topics())
         replicas = min(3, len(self._admin.describe_cluster().get("brokers", [])) or 1)
-        missing = [NewTopic(name, n, replicas) for name, n in partitions.items() if name not in existing]
+        configs = configs or {}
+        missing = [NewTopic(name, n, replicas, topic_configs=dict(configs.get(name, {})))
+                   for name, n in partitions.items() if name not in existing]
         if missing:
             try:
                 self._admin.create_topics(missing)
             except kafka.errors.TopicAlreadyExistsError:
                 pass  # another worker won the race
         return [t.name for t in missing]
+
+    def partition_count(self, topic: str) -> int | None:
+        described = self._admin.describe_topics([topic])
+        if not described or described[0].get("error_code"):
+            return None
+        return len(described[0]["partitions"])
 
     def close(self) -> None:
         self._admin.close()

@@ -41,9 +41,11 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingRecord:
-    """One record to produce."""
+    """One record to produce; ``value`` None is a tombstone (a compacted topic's delete), ``partition`` None
+    leaves the choice to the client's partitioner (by key)."""
 
     topic: str
-    value: bytes
+    value: bytes | None
     key: bytes | None = None
     headers: Headers = field(default_factory=list)
+    partition: int | None = None

@@ -107,3 +107,21 @@ def test_a_new_model_version_starts_sessions_fresh() -> None:
     new = ClicksHandler(MODEL, load_settings())
     new.adopt(old)
     assert len(old.sessions) == 1 and len(new.sessions) == 0
+
+
+@needs_model
+def test_a_session_restored_from_its_changelog_bytes_predicts_bit_for_bit_the_same() -> None:
+    handler = ClicksHandler(MODEL, load_settings())
+    events = [e for e in generate(40, seed=3) if e.session_id == generate(40, seed=3)[0].session_id][:6]
+    items = [Pending(record(_wire(e), key=e.session_id.encode(), offset=n), e.session_id,
+                     parse_click(record(_wire(e), key=e.session_id.encode()))) for n, e in enumerate(events)]
+    for item in items[:-1]:
+        handler.process([item])
+    codec = handler.state_codec
+    state = handler.sessions.get(events[0].session_id, 0)
+    restored = codec.decode(codec.encode(state))
+    assert restored.hidden.tobytes() == state.hidden.tobytes() and restored.history == state.history
+    expected = json.loads(handler.process([items[-1]])[0][0].value)
+    handler.sessions.put(events[0].session_id, 0, restored)
+    again = json.loads(handler.process([items[-1]])[0][0].value)
+    assert {k: v for k, v in again.items() if k != "latency"} == {k: v for k, v in expected.items() if k != "latency"}

@@ -40,3 +40,17 @@ def test_drop_partitions_forgets_only_their_keys() -> None:
     state.get("y", 1)
     assert state.drop_partitions({1}) == 1
     assert "x" in state and "y" not in state
+
+
+def test_restored_keys_keep_their_age_their_offset_and_the_cap() -> None:
+    clock, removed = Clock(), []
+    clock.now = 100.0
+    state: KeyedState[str] = KeyedState(str, ttl_s=30, max_keys=3, clock=clock)
+    state.on_removed = lambda key, partition: removed.append(key)
+    state.get("live", 1)
+    state.restore([("old", 0, "o", 7, 20.0), ("older", 0, "x", 3, 25.0), ("newer", 2, "n", 9, 1.0)])
+    assert removed == ["older"]  # over the cap: the least recently used goes (and is deleted from the changelog)
+    assert state.reflects("old", 7) and state.reflects("old", 6) and not state.reflects("old", 8)
+    assert state.applied("newer", 10) == ("n", 2) and state.reflects("newer", 10)
+    clock.now = 111.0  # "old" was last touched 31 s ago
+    assert [key for key, _ in state.expire()] == ["old"]
