@@ -81,7 +81,8 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
         server.stop()
         return 2
 
-    consumer = make_consumer(settings.kafka, group_id, settings.engine.auto_offset_reset, client_id)
+    consumer = make_consumer(settings.kafka, group_id, settings.engine.auto_offset_reset, client_id,
+                             settings.engine.group_instance_id)
     producer = make_producer(settings.kafka, client_id)
     engine = StreamEngine(handler, settings.engine, consumer, producer, health, reloader, changelog)
     engine.install_signal_handlers()

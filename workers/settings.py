@@ -114,6 +114,13 @@ class EngineSettings(SettingsSection):
     yaml_section: ClassVar[str] = "engine"
 
     group_id: str | None = Field(None, description="Consumer group; default 'workers-<worker name>'.")
+    group_instance_id: str | None = Field(
+        None, description="Static group membership (KIP-345; confluent client only): an id this worker keeps across "
+        "restarts (a StatefulSet pod name; `serve --processes N` appends '-<child index>'). A restarted worker gets its "
+        "partitions back without waiting out the session timeout: after a kill -9 on the embedded broker, 6.0 s instead "
+        "of 11.1 s (session timeout 6 s). The price: a stopped worker does not leave the group, so its partitions move "
+        "only after the session timeout. Off by default.",
+    )
     input_topic: str | None = Field(None, description="Override the worker's input topic.")
     output_topic: str | None = Field(None, description="Override the worker's output topic.")
     dlq_topic: str | None = Field(None, description="Override the dead-letter topic; default '<input topic>.dlq'.")

@@ -29,6 +29,8 @@ def child_environment(index: int, processes: int, metrics_port: int, base: dict[
     """What child ``index`` of ``processes`` runs with: its metrics port, and its share of the cores."""
     env = dict(base)
     env["WORKERS_METRICS_PORT"] = str(metrics_port + index if metrics_port else 0)
+    if env.get("WORKERS_GROUP_INSTANCE_ID"):  # a static member id is one process's own
+        env["WORKERS_GROUP_INSTANCE_ID"] = f"{env['WORKERS_GROUP_INSTANCE_ID']}-{index}"
     if "WORKERS_ONNX_INTRA_OP_NUM_THREADS" not in env:
         env["WORKERS_ONNX_INTRA_OP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
     return env

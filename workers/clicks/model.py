@@ -15,6 +15,7 @@ part of its state.
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,22 +50,22 @@ class SessionState:
 
 
 class SessionStateCodec:
-    """A session's state in the changelog: event count, history length, history (int32), hidden vector
-    (float32, bit for bit)."""
+    """A session's state in the changelog: event count (u32), history length (u16), history (int32), hidden
+    vector (float32, bit for bit); little-endian."""
 
-    _HEAD = np.dtype([("events", "<u4"), ("history", "<u2")])
+    _HEAD = struct.Struct("<IH")
 
     def encode(self, state: SessionState) -> bytes:
-        head = np.array([(state.events, len(state.history))], self._HEAD).tobytes()
-        return head + np.asarray(state.history, "<i4").tobytes() + np.asarray(state.hidden, "<f4").tobytes()
+        history = state.history
+        return (struct.pack(f"<IH{len(history)}i", state.events, len(history), *history)
+                + np.asarray(state.hidden, "<f4").tobytes())
 
     def decode(self, data: bytes) -> SessionState:
-        head = np.frombuffer(data, self._HEAD, count=1)[0]
-        n = int(head["history"])
-        start = self._HEAD.itemsize
-        history = np.frombuffer(data, "<i4", count=n, offset=start).tolist()
+        events, n = self._HEAD.unpack_from(data)
+        start = self._HEAD.size
+        history = list(struct.unpack_from(f"<{n}i", data, start))
         hidden = np.frombuffer(data, "<f4", offset=start + 4 * n).astype(np.float32)
-        return SessionState(hidden, int(head["events"]), history)
+        return SessionState(hidden, events, history)
 
 
 def advance(states: list[SessionState], item_ids: list[int]) -> list[list[int]]:

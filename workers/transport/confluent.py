@@ -47,9 +47,12 @@ def _theirs(tps: Iterable[TopicPartition]) -> list[ck.TopicPartition]:
 
 
 class ConfluentConsumer:
-    def __init__(self, settings: KafkaSettings, group_id: str, auto_offset_reset: str, client_id: str) -> None:
+    def __init__(self, settings: KafkaSettings, group_id: str, auto_offset_reset: str, client_id: str,
+                 instance_id: str | None = None) -> None:
+        static = {"group.instance.id": instance_id} if instance_id else {}
         self._consumer = ck.Consumer(
             client_config(settings)
+            | static
             | {
                 "group.id": group_id,
                 "client.id": client_id,

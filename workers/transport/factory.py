@@ -13,12 +13,18 @@ from workers.transport.base import Consumer, PartitionReader, Producer, Reader, 
 log = logging.getLogger(__name__)
 
 
-def make_consumer(settings: KafkaSettings, group_id: str, auto_offset_reset: str, client_id: str) -> Consumer:
+def make_consumer(settings: KafkaSettings, group_id: str, auto_offset_reset: str, client_id: str,
+                  instance_id: str | None = None) -> Consumer:
+    """A group member; ``instance_id``: static membership (confluent only; kafka-python 2.2 lacks it)."""
     if settings.client == "confluent":
         from workers.transport.confluent import ConfluentConsumer
 
-        return ConfluentConsumer(settings, group_id, auto_offset_reset, client_id)
+        return ConfluentConsumer(settings, group_id, auto_offset_reset, client_id, instance_id)
     from workers.transport.kafka_python import KafkaPythonConsumer
+
+    if instance_id:
+        log.warning("group_instance_id %r ignored: kafka-python has no static membership (use KAFKA_CLIENT=confluent)",
+                    instance_id)
 
     return KafkaPythonConsumer(settings, group_id, auto_offset_reset, client_id)
 

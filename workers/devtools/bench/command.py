@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workers.devtools.bench.workloads import SYSTEMS, TRANSPORT
+from workers.devtools.bench.workloads import MEMORY_STATE, SYSTEMS, TRANSPORT
 from workers.plugin import Command, WorkloadSpec
 
 DEVTOOLS = "workers.devtools"
@@ -48,7 +48,7 @@ def start_logging() -> None:
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    add_common_options(p, (TRANSPORT, *SYSTEMS))
+    add_common_options(p, (TRANSPORT, *SYSTEMS, MEMORY_STATE))
     p.add_argument("--window", type=int, default=256, help="saturation: inputs kept unanswered (closed loop)")
     p.add_argument("--rates", help="fixed offered rates, comma-separated (default: half of each baseline's "
                    "capacity, and half of ours)")
@@ -56,7 +56,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def command_for(spec: WorkloadSpec) -> Command:
     """Saturation and fixed-rate phases of ``spec``'s bench workload, for ours and the two baselines, after the
-    transport alone at saturation."""
+    transport alone at saturation (and, for a workload whose state has a changelog, ours without it)."""
 
     def run(args: argparse.Namespace) -> int:
         from workers.devtools.bench.runner import (
@@ -69,7 +69,7 @@ def command_for(spec: WorkloadSpec) -> Command:
         start_logging()
         options = BenchOptions(seconds=args.seconds, window=args.window,
                                rates=[float(r) for r in args.rates.split(",")] if args.rates else None,
-                               **common_options(args, (TRANSPORT, *SYSTEMS)))
+                               **common_options(args, (TRANSPORT, *SYSTEMS, MEMORY_STATE)))
         report = run_bench(spec.name, options)
         print(main_json(report) if args.json else format_table(report))
         return 0

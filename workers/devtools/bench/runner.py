@@ -1,7 +1,8 @@
 """``workers bench WORKLOAD``: phases, systems, the table, the JSON and the latency CDF plot.
 
 Systems: ``transport`` (consume + produce only, :mod:`workers.devtools.bench.transport`), ``ours`` (``workers
-serve WORKLOAD``), ``baseline_predict`` and ``baseline_tf_function`` (:mod:`workers.devtools.bench.baseline`).
+serve WORKLOAD``), ``baseline_predict`` and ``baseline_tf_function`` (:mod:`workers.devtools.bench.baseline`), and
+for a workload whose state has a changelog ``ours_memory_state`` (ours with state in memory only).
 Every phase starts the system fresh on fresh topics of the same broker, warms it up with a few messages, then
 measures:
 
@@ -9,7 +10,7 @@ measures:
   the system's capacity, its latency that of a queue of ``window``;
 * ``rate R``: R messages per second offered for ``seconds``. Automatic rates: half of each baseline's
   capacity (every system runs it, so p99 is compared at equal load) and half of ours. The transport runs
-  saturation only: its capacity is the ceiling.
+  saturation only: its capacity is the ceiling; so does ``ours_memory_state``: beside ours, the changelog's cost.
 
 Then, with everything stopped, model-only ONNX Runtime throughput at the worker's mean batch size. A report
 shows three ceilings beside end to end: the transport's, the model's, and the baselines' (what a plain loop
@@ -30,7 +31,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,7 +47,7 @@ from workers.devtools.bench.probe import (
     percentiles,
     scrape,
 )
-from workers.devtools.bench.workloads import SYSTEMS, TRANSPORT, BenchWorkload
+from workers.devtools.bench.workloads import MEMORY_STATE, SYSTEMS, TRANSPORT, BenchWorkload
 from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.plugin import load_object
 from workers.settings import KafkaSettings, OnnxSettings
@@ -62,7 +63,7 @@ WARMUP_MESSAGES = 16
 def partitions_for(system: str, processes: int) -> int:
     """Partitions of a run's topics: 4, or for ours (and the transport it is held against) one per worker
     process when ``--processes`` asks for more (a consumer group leaves a process beyond the partition count idle)."""
-    return max(PARTITIONS, processes if system in ("ours", TRANSPORT) else 1)
+    return max(PARTITIONS, processes if system in ("ours", MEMORY_STATE, TRANSPORT) else 1)
 
 
 @dataclass
@@ -70,7 +71,7 @@ class BenchOptions:
     seconds: float = 15.0
     window: int = 256
     rates: list[float] | None = None  # None: automatic
-    systems: tuple[str, ...] = (TRANSPORT, *SYSTEMS)
+    systems: tuple[str, ...] = (TRANSPORT, *SYSTEMS, MEMORY_STATE)
     bootstrap: str | None = None  # None: an embedded broker
     plot: Path | None = None
     worker_env: dict[str, str] = field(default_factory=dict)  # extra settings for `workers serve` (and the transport)
@@ -85,13 +86,15 @@ class SystemUnderTest:
         self.system = system
         self.metrics_urls: list[str] = []  # ours: one per worker process
         environment = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        if system == "ours":
+        if system in ("ours", MEMORY_STATE):
             port = free_port()
             self.metrics_urls = [f"http://127.0.0.1:{port + i}" for i in range(processes)]
             environment |= {"KAFKA_CLIENT": "confluent", "WORKERS_INPUT_TOPIC": input_topic,
                             "WORKERS_OUTPUT_TOPIC": output_topic, "WORKERS_GROUP_ID": f"{input_topic}-group",
                             "WORKERS_METRICS_PORT": str(port), "WORKERS_MODEL_POLL_S": "0",
                             "WORKERS_LOG_LEVEL": "WARNING"} | env
+            if system == MEMORY_STATE:
+                environment["WORKERS_STATE_CHANGELOG"] = "false"
             command = [sys.executable, "-m", "workers", "serve", workload, "--processes", str(processes)]
         elif system == TRANSPORT:  # the worker's client and settings, so the ceiling is the worker's own
             environment |= {"KAFKA_CLIENT": "confluent"} | env
@@ -228,6 +231,8 @@ def bench_broker(bootstrap: str | None) -> Iterator[str]:
 
 def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
     workload: BenchWorkload = load_object(registry.get(name).bench)
+    if getattr(registry.handler_class(name), "state_codec", None) is None:  # no changelog to do without
+        options = replace(options, systems=tuple(s for s in options.systems if s != MEMORY_STATE))
     logdir = Path(tempfile.mkdtemp(prefix=f"workers-bench-{name}-"))
     results: dict[str, dict[str, Any]] = {s: {"runs": []} for s in options.systems}
     seed = int(time.time()) % 100_000
@@ -236,7 +241,7 @@ def run_bench(name: str, options: BenchOptions) -> dict[str, Any]:
             log.info("%s: saturation, window %d, %.0fs", system, options.window, options.seconds)
             seed += 1
             results[system]["runs"].append(run_phase(workload, system, "saturation", None, options, bootstrap, logdir, seed))
-        models = [s for s in options.systems if s != TRANSPORT]
+        models = [s for s in options.systems if s not in (TRANSPORT, MEMORY_STATE)]
         capacity = {s: results[s]["runs"][0]["throughput"] for s in models}
         rates = {s: list(options.rates) for s in models} if options.rates is not None else automatic_rates(capacity)
         for system in models:
@@ -272,6 +277,11 @@ def summarise(workload: BenchWorkload, results: dict[str, dict[str, Any]], optio
             transport = results[TRANSPORT]["runs"][0]["throughput"]
             report["transport_ceiling"] = {"throughput": transport,
                                            "end_to_end_fraction": round(ours["throughput"] / transport, 3)}
+        if MEMORY_STATE in results and results[MEMORY_STATE]["runs"][0]["throughput"]:
+            memory = results[MEMORY_STATE]["runs"][0]
+            report["changelog_cost"] = {"throughput_memory_only": memory["throughput"],
+                                        "throughput_fraction": round(ours["throughput"] / memory["throughput"], 3),
+                                        "saturation_p99_memory_only_s": memory["p99_s"]}
         ratios: dict[str, Any] = {}
         for baseline in ("baseline_predict", "baseline_tf_function"):
             if baseline not in results or not results[baseline]["runs"][0]["throughput"]:
@@ -312,7 +322,7 @@ def plot_cdf(results: dict[str, dict[str, Any]], name: str, path: Path) -> None:
 
     offered = {run["phase"]: run["offered_per_s"] or 0.0 for r in results.values() for run in r["runs"]}
     phases = sorted(offered, key=lambda p: (p != "saturation", offered[p]))
-    colours = {system: f"C{n}" for n, system in enumerate((*SYSTEMS, TRANSPORT))}
+    colours = {system: f"C{n}" for n, system in enumerate((*SYSTEMS, TRANSPORT, MEMORY_STATE))}
     figure, axes = plt.subplots(1, len(phases), figsize=(4.2 * len(phases), 3.6), squeeze=False)
     for ax, phase in zip(axes[0], phases, strict=True):
         for system, result in results.items():
@@ -349,7 +359,7 @@ def format_table(report: dict[str, Any]) -> str:
              + (f", ours as {report['processes']} processes" if report.get("processes", 1) > 1 else ""),
              f"{'system':<22}{'phase':<13}{'offered/s':>10}{'msg/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
              f"{'unans':>6}{'batch':>7}{'infer ms':>10}{'CPU':>6}{'host%':>6}{'RSS MB':>8}{'ack p99':>9}"]
-    for system in (TRANSPORT, *SYSTEMS):
+    for system in (TRANSPORT, *SYSTEMS, MEMORY_STATE):
         for run in report.get(system, {}).get("runs", []):
             infer = run.get("inference_s_mean_per_batch", run.get("step_s_median_per_message"))
             lines.append(f"{system:<22}{run['phase']:<13}{run['offered_per_s'] or '-':>10}{run['throughput']:>9,.1f}"
@@ -361,6 +371,10 @@ def format_table(report: dict[str, Any]) -> str:
         t = report["transport_ceiling"]
         lines.append(f"transport only (consume + produce, no model): {t['throughput']:,.1f} msg/s; "
                      f"end to end is {t['end_to_end_fraction']:.0%} of it")
+    if "changelog_cost" in report:
+        c = report["changelog_cost"]
+        lines.append(f"state changelog: ours {c['throughput_fraction']:.0%} of the throughput with state in memory only "
+                     f"({c['throughput_memory_only']:,.1f} msg/s, saturation p99 {ms(c['saturation_p99_memory_only_s'])} ms)")
     if "model_only" in report:
         m = report["model_only"]
         lines.append(f"model only (ONNX Runtime, batch {m['batch_size']}): {m['throughput']:,.1f} msg/s; "

@@ -26,6 +26,9 @@ SYSTEMS = ("ours", "baseline_predict", "baseline_tf_function")
 TRANSPORT = "transport"
 """Consume and produce through our Kafka adapters with our commit rule, no model (:mod:`workers.devtools.bench.transport`):
 the ceiling any worker on this broker and client has. ``workers bench`` runs it first, at saturation only."""
+MEMORY_STATE = "ours_memory_state"
+"""Our worker with its per-key state in memory only (``WORKERS_STATE_CHANGELOG=false``): beside ``ours``, what
+the state changelog costs. Run at saturation only, and only for workloads whose state has a changelog."""
 MODES = ("predict", "tf_function")
 """Baseline (a): ``model.predict(x)`` per message; baseline (b): the model in ``tf.function``, per message."""
 
