@@ -148,24 +148,29 @@ def input_offsets(records: list[Record]) -> Counter[tuple[int, int]]:
     return Counter((int(r.header("source.partition")), int(r.header("source.offset"))) for r in records)
 
 
-def what_it_says(worker: str, record: Record) -> tuple[object, ...]:
+def what_it_says(worker: str, record: Record) -> tuple[object, ...] | None:
     """The part of a result that per-key state decides, for comparing a run with crashes against one
-    without: the bot's intent/hand-off sequence, a click's position and top items. (The bot's confidence is
-    left out: its int8 model's figures move with the batch a message shares.)"""
+    without: the bot's intent/hand-off sequence, a click's position and top items, a speech stream's finals
+    (None for its partials: the streaming model's greedy text is not compared). The bot's confidence is left
+    out: its int8 model's figures move with the batch a message shares."""
     body = json.loads(record.value or b"{}")
     if worker == "bot":
         return body["intent"], body["handoff"], body["fallback"], body["reason"], body["turn"]
+    if worker == "asr":
+        return (body["stream_id"], body["segment"], body["text"]) if body["type"] == "final" else None
     return body["position"], tuple(item["item_id"] for item in body["next_items"]), body["unknown_item"]
 
 
 def differences(worker: str, records: list[Record], reference: list[Record]) -> list[str]:
     """Inputs where any copy of a result (re-reads included) says other than the reference run's result."""
-    expected = {(int(r.header("source.partition")), int(r.header("source.offset"))): what_it_says(worker, r)
-                for r in reference}
-    out = []
-    for r in records:
-        source = (int(r.header("source.partition")), int(r.header("source.offset")))
-        said = what_it_says(worker, r)
-        if expected.get(source) != said:
-            out.append(f"{source}: {said} != reference {expected.get(source)}")
-    return out
+    def said(rs: list[Record]) -> list[tuple[tuple[int, int], tuple[object, ...]]]:
+        out = []
+        for r in rs:
+            what = what_it_says(worker, r)
+            if what is not None and r.header("source.offset") is not None:
+                out.append(((int(r.header("source.partition")), int(r.header("source.offset"))), what))
+        return out
+
+    expected = dict(said(reference))
+    return [f"{source}: {what} != reference {expected.get(source)}" for source, what in said(records)
+            if expected.get(source) != what]

@@ -29,12 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from workers.asr import metrics
-from workers.asr.audio import Resampler, pcm16_to_float
+from workers.asr.audio import FeatureStream, Resampler, pcm16_to_float
+from workers.asr.level import LevelControl
+from workers.asr.lm import Phrases
 from workers.asr.finals import FinalsPool, SearchDone
 from workers.asr.protocol import Chunk, parse_chunk
-from workers.asr.recognizer import AcousticModel, Recognizer, Segment, Stream, owed
+from workers.asr.recognizer import AcousticModel, Decoder, Recognizer, Segment, SegmentAudio, Stream, Word, owed
 from workers.asr.settings import AsrSettings
 from workers.toolkit.codec import encode_json
+from workers.toolkit.snapshot import SnapshotCodec
 from workers.engine.handler import Deferred, InvalidMessage, Outcome, Owed, Pending, Result, StatefulHandler
 from workers.settings import Settings
 from workers.transport.records import Record
@@ -63,12 +66,19 @@ class ChunkContext:
     gap: int = 0
 
 
+STREAM_CODEC = SnapshotCodec(StreamState, Stream, Resampler, FeatureStream, LevelControl, Decoder, Word, SegmentAudio,
+                             Phrases)
+"""A stream's whole state (model caches, front end, decoder, the open segment's audio) in the changelog."""
+
+
 class AsrHandler(StatefulHandler[Chunk]):
     name = "asr"
     input_topic = "asr.audio"
     output_topic = "asr.transcripts"
     one_per_key = True
     state_belongs_to_model = True  # caches and GRU state of one model version mean nothing to another
+    state_codec = STREAM_CODEC
+    state_write_interval_s = 1.0  # a stream changes every chunk and carries its segment's audio: one record a second
 
     def __init__(self, model_dir: str | Path, settings: Settings) -> None:
         self.settings = settings.of(AsrSettings)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from workers import metrics as m
 from workers.transport.base import DeliveryCallback, PartitionReader
-from workers.transport.records import OutgoingRecord, Record
+from workers.transport.records import MAX_RECORD_BYTES, OutgoingRecord, Record
 
 if TYPE_CHECKING:
     from workers.engine.handler import Pending, StatefulHandler
@@ -59,24 +59,34 @@ def changelog_topic(group_id: str, worker: str) -> str:
 
 def changelog_config(ttl_s: float) -> dict[str, str]:
     """Topic config: compacted (latest record per key) and, as a bound where compaction lags, deleted after
-    twice the state TTL (at least an hour)."""
-    return {"cleanup.policy": "compact,delete", "retention.ms": str(int(max(2 * ttl_s, 3600) * 1000))}
+    twice the state TTL (at least an hour); records up to :data:`MAX_RECORD_BYTES` (an audio stream's)."""
+    return {"cleanup.policy": "compact,delete", "retention.ms": str(int(max(2 * ttl_s, 3600) * 1000)),
+            "max.message.bytes": str(MAX_RECORD_BYTES)}
 
 
 @dataclass(eq=False)
 class StateWrite:
     """A key's state record, owed once the results of the inputs it reflects are acknowledged and the key's
-    previous record was produced."""
+    previous record was produced. Until it is produced, later batches of the key fold into it (one record
+    for all of them), and it is encoded only then, from the key's state as it is at that moment: it reflects
+    exactly the inputs folded into it, whose results are all acknowledged."""
 
-    record: OutgoingRecord
+    key: str
+    partition: int
+    offset: int
+    """The newest input offset it reflects."""
     waiting: int
     """Inputs it reflects whose results are not acknowledged yet."""
+    deleted: bool = False
+    """A tombstone: the key was dropped for good (still carrying ``offset``)."""
     completions: list[Any] = field(default_factory=list)
     """The engine's completions of those inputs, finished when this record is acknowledged."""
     after: StateWrite | None = None
     """The key's previous record while it is not produced yet (records of a key go out in order)."""
     produced: bool = False
     next: StateWrite | None = None
+    not_before: float = 0.0
+    """Monotonic time before which it may not go out (the handler's ``state_write_interval_s``)."""
 
 
 Written = Callable[[StateWrite, Exception | None, float], None]
@@ -93,6 +103,12 @@ class Changelog:
         self._last: dict[str, StateWrite] = {}
         """Per key, its newest write not yet acknowledged."""
         self._unacknowledged: set[StateWrite] = set()
+        self._removed: dict[str, tuple[int, int]] = {}
+        """Keys dropped from the state since the last batch or tick (partition, offset): tombstones owed."""
+        self._timed: set[StateWrite] = set()
+        """Writes ready but for ``not_before``."""
+        self._last_out: dict[str, float] = {}
+        self.interval_s = 0.0
         self._m_records = m.STATE_CHANGELOG_RECORDS.labels(worker=worker)
         self._m_bytes = m.STATE_CHANGELOG_BYTES.labels(worker=worker)
         self._m_pending = m.STATE_CHANGELOG_PENDING.labels(worker=worker)
@@ -115,7 +131,11 @@ class Changelog:
         self.store = handler.state
         self.codec = handler.state_codec
         self.version = handler.model.version if handler.state_belongs_to_model else None
-        self.store.on_removed = self._tombstone
+        self.interval_s = handler.state_write_interval_s
+        self.store.on_removed = self._on_removed
+
+    def _on_removed(self, key: str, partition: int, offset: int) -> None:
+        self._removed[key] = (partition, offset)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -127,7 +147,8 @@ class Changelog:
         return False
 
     def writes_for(self, batch: list[Pending[Any]]) -> dict[tuple[Any, int], StateWrite]:
-        """After ``batch`` was processed: one write per key that holds state, by each input it reflects."""
+        """After ``batch`` was processed: one write per key (its state, or a tombstone when the batch ended
+        the key), by each input it reflects."""
         by_key: dict[str, list[Pending[Any]]] = {}
         for item in batch:
             by_key.setdefault(item.key, []).append(item)
@@ -135,15 +156,31 @@ class Changelog:
         for key, items in by_key.items():
             offset = max(item.record.offset for item in items)
             held = self.store.applied(key, offset)
-            if held is None:
+            if held is not None:
+                write = self._chain(key, held[1], offset, len(items), deleted=False)
+            elif key in self._removed:  # the batch ended it (a stream's end): deleted after its results
+                partition, _ = self._removed.pop(key)
+                write = self._chain(key, partition, offset, len(items), deleted=True)
+            else:
                 continue  # nothing held for it (e.g. rejected before any state was made)
-            state, partition = held
-            data = self.codec.encode(state)
-            write = self._chain(key, OutgoingRecord(self.topic, data, key.encode(), self._headers(offset), partition),
-                                waiting=len(items))
             for item in items:
                 writes[(item.record.tp, item.record.offset)] = write
+        self.tick()
         return writes
+
+    def tick(self, force: bool = False) -> None:
+        """Tombstones for keys dropped outside a batch (expiry, eviction); writes whose interval is up (all
+        of them when ``force``: draining before a rebalance or shutdown)."""
+        removed, self._removed = self._removed, {}
+        for key, (partition, offset) in removed.items():
+            self._release(self._chain(key, partition, offset, 0, deleted=True))
+        if self._timed:
+            now = time.monotonic()
+            for write in [w for w in self._timed if force or w.not_before <= now]:
+                self._timed.discard(write)
+                if force:
+                    write.not_before = 0.0
+                self._release(write)
 
     @property
     def pending(self) -> int:
@@ -156,17 +193,18 @@ class Changelog:
         write.waiting -= 1
         self._release(write)
 
-    def _headers(self, offset: int) -> list[tuple[str, bytes]]:
-        headers = [(OFFSET_HEADER, str(offset).encode())]
-        if self.version is not None:
-            headers.append((VERSION_HEADER, self.version.encode()))
-        return headers
-
-    def _chain(self, key: str, record: OutgoingRecord, waiting: int) -> StateWrite:
+    def _chain(self, key: str, partition: int, offset: int, waiting: int, deleted: bool) -> StateWrite:
         previous = self._last.get(key)
-        write = StateWrite(record, waiting, after=previous if previous is not None and not previous.produced else None)
-        if write.after is not None:
-            write.after.next = write
+        if previous is not None and not previous.produced:  # fold into it: one record for both
+            previous.offset = max(previous.offset, offset)
+            previous.waiting += waiting
+            previous.deleted = deleted
+            return previous
+        write = StateWrite(key, partition, offset, waiting, deleted, after=previous)
+        if previous is not None:
+            previous.next = write
+        if self.interval_s and key in self._last_out:
+            write.not_before = self._last_out[key] + self.interval_s
         self._last[key] = write
         self._unacknowledged.add(write)
         self._m_pending.set(self.pending)
@@ -174,31 +212,49 @@ class Changelog:
 
     def _release(self, write: StateWrite | None) -> None:
         while write is not None and write.waiting == 0 and not write.produced and (write.after is None or write.after.produced):
-            write.produced = True
-            self._m_records.inc()
-            self._m_bytes.inc(len(write.record.value or b""))
-            self._produce(write.record, lambda error, acked_at, w=write: self._acknowledged(w, error, acked_at))
+            if write.not_before > time.monotonic():
+                self._timed.add(write)
+                return
+            self._send(write)
             write = write.next
+
+    def _send(self, write: StateWrite) -> None:
+        write.produced = True
+        value = None
+        if not write.deleted:
+            state = self.store.peek(write.key)
+            if state is None:  # gone meanwhile (a model switch to fresh state): nothing left to keep
+                write.deleted = True
+            else:
+                value = self.codec.encode(state)
+        headers = [(OFFSET_HEADER, str(write.offset).encode())]
+        if self.version is not None:
+            headers.append((VERSION_HEADER, self.version.encode()))
+        if self.interval_s:
+            self._last_out[write.key] = time.monotonic()
+        self._m_records.inc()
+        self._m_bytes.inc(len(value or b""))
+        record = OutgoingRecord(self.topic, value, write.key.encode(), headers, write.partition)
+        self._produce(record, lambda error, acked_at, w=write: self._acknowledged(w, error, acked_at))
 
     def _acknowledged(self, write: StateWrite, error: Exception | None, acked_at: float) -> None:
         if error is None:
             self._unacknowledged.discard(write)
             self._m_pending.set(self.pending)
-            key = (write.record.key or b"").decode()
-            if self._last.get(key) is write:
-                del self._last[key]
+            if self._last.get(write.key) is write:
+                del self._last[write.key]
+                if write.deleted:
+                    self._last_out.pop(write.key, None)
         self._written(write, error, acked_at)
-
-    def _tombstone(self, key: str, partition: int) -> None:
-        """A key dropped for good: delete it from the changelog, after its last state record."""
-        write = self._chain(key, OutgoingRecord(self.topic, None, key.encode(), [], partition), waiting=0)
-        self._release(write)
 
     def forget(self, partitions: set[int]) -> None:
         """Partitions moved away (after the engine drained them): nothing of theirs is owed any more."""
-        for key in [k for k, w in self._last.items() if w.record.partition in partitions]:
+        for key in [k for k, w in self._last.items() if w.partition in partitions]:
             del self._last[key]
-        self._unacknowledged = {w for w in self._unacknowledged if w.record.partition not in partitions}
+        self._unacknowledged = {w for w in self._unacknowledged if w.partition not in partitions}
+        self._timed = {w for w in self._timed if w.partition not in partitions}
+        self._removed = {k: r for k, r in self._removed.items() if r[0] not in partitions}
+        self._last_out = {}
         self._m_pending.set(self.pending)
 
     # -- restoring -------------------------------------------------------------------------------
@@ -219,10 +275,13 @@ class Changelog:
                     latest[record.key] = record
         finally:
             reader.close()
-        restored = []
+        restored, ended = [], []
         for key, record in latest.items():
-            if record.value is None or (record.timestamp_ms or 0) < since_ms:
-                continue  # deleted, or idle past the TTL (expired while nobody served it)
+            if (record.timestamp_ms or 0) < since_ms:
+                continue  # idle past the TTL (expired while nobody served it)
+            if record.value is None:  # deleted: inputs up to its offset were applied and delivered
+                ended.append((key.decode(), int(record.header(OFFSET_HEADER) or b"-1")))
+                continue
             if self.version is not None and record.header(VERSION_HEADER) != self.version.encode():
                 continue  # another model version's state means nothing to this one
             try:
@@ -233,7 +292,7 @@ class Changelog:
                             record.topic, record.partition, record.offset, key, exc)
                 continue
             restored.append((key.decode(), record.partition, state, offset, max(0.0, (now_ms - (record.timestamp_ms or 0)) / 1000)))
-        self.store.restore(restored)
+        self.store.restore(restored, ended)
         seconds = time.monotonic() - started
         self._m_restore.observe(seconds)
         self._m_restored.inc(len(restored))

@@ -184,6 +184,8 @@ class StreamEngine:
         while self.batcher.due():
             self._run_batch(self.batcher.take())
         self._release_held(wait_for_all=False)
+        if self.changelog is not None:
+            self.changelog.tick()  # writes whose interval is up
         if self.reloader is not None and (new := self.reloader.take()) is not None:
             self._switch_model(new)
         self.producer.poll()
@@ -341,7 +343,7 @@ class StreamEngine:
 
     def _state_written(self, write: StateWrite, error: Exception | None, _acked_at: float) -> None:
         if error is not None:
-            log.error("state changelog write for key %r failed: %s", write.record.key, error)
+            log.error("state changelog write for key %r failed: %s", write.key, error)
             self._fatal = self._fatal or FatalDeliveryError(str(error))
             return
         for completion in write.completions:
@@ -398,6 +400,8 @@ class StreamEngine:
         self._last_housekeeping = now
         for owed in self.handler.housekeeping():
             self._hand_over(owed.key, None, owed.outcome)
+        if self.changelog is not None:
+            self.changelog.tick()  # tombstones of expired keys
         if self.reloader is not None:
             self.reloader.check()
         lags = self.consumer.lag()
@@ -417,6 +421,7 @@ class StreamEngine:
         flushed = self.producer.flush(timeout_s)
         # acknowledged results let their state records go out: flush those too
         while flushed and self.changelog is not None and self.changelog.pending and time.monotonic() < deadline:
+            self.changelog.tick(force=True)
             flushed = self.producer.flush(max(0.0, deadline - time.monotonic()))
         self._raise_if_fatal()
         self._commit()

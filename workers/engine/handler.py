@@ -146,6 +146,9 @@ class StatefulHandler(Handler[V]):
     """True when the state is the model's own (e.g. a recurrent hidden state): a new version starts fresh."""
     state_codec: ClassVar[StateCodec[Any] | None] = None
     """How a key's state is written to the changelog and read back; None: the state is memory-only."""
+    state_write_interval_s: ClassVar[float] = 0.0
+    """Least time between two changelog records of one key (batches in between fold into one record): for
+    large state changing often, such as an audio stream's. 0: a record per batch the key appears in."""
 
     def init_state(self, factory: Callable[[], Any], ttl_s: float, max_keys: int) -> KeyedState[Any]:
         evictions = metrics.STATE_EVICTIONS

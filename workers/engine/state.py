@@ -46,8 +46,11 @@ class KeyedState(Generic[S]):
         self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
         self._unlogged_evictions = 0
         self._last_eviction_log = float("-inf")
-        self.on_removed: Callable[[str, int], None] | None = None
-        """Told of each key dropped for good (expiry, eviction, pop), not of keys moved to another worker."""
+        self.on_removed: Callable[[str, int, int], None] | None = None
+        """Told of each key dropped for good (expiry, eviction, pop) with its partition and offset, not of keys
+        moved to another worker."""
+        self._ended: OrderedDict[str, int] = OrderedDict()
+        """Keys deleted before a restore, with the last input offset applied to them (at most ``max_keys``)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -88,7 +91,15 @@ class KeyedState(Generic[S]):
     def reflects(self, key: str, offset: int) -> bool:
         """Whether the key's state already includes the input at ``offset`` (a re-read after a restore)."""
         entry = self._entries.get(key)
-        return entry is not None and entry.offset >= offset
+        if entry is not None:
+            return entry.offset >= offset
+        ended = self._ended.get(key)
+        return ended is not None and ended >= offset
+
+    def peek(self, key: str) -> S | None:
+        """The key's state if held, without marking it used."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry.value
 
     def applied(self, key: str, offset: int) -> tuple[S, int] | None:
         """Record that the input at ``offset`` was applied to the key's state; returns (state, partition),
@@ -99,10 +110,17 @@ class KeyedState(Generic[S]):
         entry.offset = max(entry.offset, offset)
         return entry.value, entry.partition
 
-    def restore(self, restored: Iterable[tuple[str, int, S, int, float]]) -> None:
+    def restore(self, restored: Iterable[tuple[str, int, S, int, float]],
+                ended: Iterable[tuple[str, int]] = ()) -> None:
         """Hold restored state: ``(key, partition, state, offset, idle seconds)`` each, as if last touched
         that long ago, so expiry goes on where it left off; the least recently used stay first, and past the
-        cap the oldest are evicted."""
+        cap the oldest are evicted. ``ended``: ``(key, offset)`` of keys deleted, so re-read inputs up to
+        that offset are known as applied."""
+        for key, offset in ended:
+            self._ended[key] = offset
+            self._ended.move_to_end(key)
+        while len(self._ended) > self.max_keys:
+            self._ended.popitem(last=False)
         now = self._clock()
         for key, partition, value, offset, idle_s in restored:
             self._entries.pop(key, None)
@@ -120,12 +138,12 @@ class KeyedState(Generic[S]):
         entry = self._entries.pop(key, None)
         if entry is None:
             return None
-        self._removed(key, entry.partition)
+        self._removed(key, entry)
         return entry.value
 
-    def _removed(self, key: str, partition: int) -> None:
+    def _removed(self, key: str, entry: _Entry[S]) -> None:
         if self.on_removed is not None:
-            self.on_removed(key, partition)
+            self.on_removed(key, entry.partition, entry.offset)
 
     def expire(self) -> list[tuple[str, S]]:
         """Drop keys idle for longer than the TTL; returns them with their state (a worker may owe a last
@@ -137,7 +155,7 @@ class KeyedState(Generic[S]):
             if entry.touched > cutoff:
                 break
             del self._entries[key]
-            self._removed(key, entry.partition)
+            self._removed(key, entry)
             expired.append((key, entry.value))
         if expired:
             log.info("state: expired %d idle keys (ttl %.0fs), %d held", len(expired), self.ttl_s, len(self._entries))
@@ -155,7 +173,7 @@ class KeyedState(Generic[S]):
 
     def _evict_oldest(self) -> None:
         key, entry = self._entries.popitem(last=False)
-        self._removed(key, entry.partition)
+        self._removed(key, entry)
         self._on_evict("capacity", 1)
         self._unlogged_evictions += 1
         now = self._clock()

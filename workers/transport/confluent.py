@@ -11,7 +11,7 @@ import confluent_kafka as ck
 
 from workers.settings import KafkaSettings
 from workers.transport.base import DeliveryCallback, RebalanceListener
-from workers.transport.records import OutgoingRecord, Record, TopicPartition
+from workers.transport.records import MAX_RECORD_BYTES, OutgoingRecord, Record, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,7 @@ class ConfluentProducer:
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 1,
+                "message.max.bytes": MAX_RECORD_BYTES,
                 "logger": logging.getLogger("librdkafka.producer"),
             }
         )

@@ -15,7 +15,7 @@ from kafka.structs import OffsetAndMetadata
 
 from workers.settings import KafkaSettings
 from workers.transport.base import DeliveryCallback, RebalanceListener
-from workers.transport.records import OutgoingRecord, Record, TopicPartition
+from workers.transport.records import MAX_RECORD_BYTES, OutgoingRecord, Record, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,7 @@ class KafkaPythonProducer:
             max_in_flight_requests_per_connection=1,
             retries=5,
             linger_ms=1,
+            max_request_size=MAX_RECORD_BYTES,
             **client_config(settings),
         )
         self._done: collections.deque[tuple[DeliveryCallback, Exception | None, float]] = collections.deque()

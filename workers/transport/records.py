@@ -12,6 +12,10 @@ class TopicPartition(NamedTuple):
 
 
 Headers = list[tuple[str, bytes]]
+MAX_RECORD_BYTES = 16 << 20
+"""The largest record the producers send (the clients' default is 1 MB): an audio stream's state carries its
+open segment's audio, up to ~2 MB at the 30 s segment bound. Topics that take such records say so
+(``max.message.bytes``); the broker's own limit still applies to the others."""
 
 
 @dataclass(frozen=True, slots=True)

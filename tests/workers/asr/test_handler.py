@@ -191,3 +191,34 @@ def test_finals_carry_their_words_written_with_casing_and_punctuation_unless_tur
     display = " ".join(r["display"] for r in finals)
     assert display[0].isupper() and display[-1] in ".?," and display.lower() != display
     assert [w.lower().strip(",.?") for w in display.split()] == " ".join(r["text"] for r in finals).split()
+
+
+def test_a_stream_restored_from_its_changelog_bytes_goes_on_as_if_never_moved() -> None:
+    """Mid-sentence: the snapshot taken after 12 chunks, decoded into another worker, hears the rest of the
+    sentence as the original does, and its final is the whole sentence."""
+    from workers.asr.audio import read_audio
+
+    audio, rate = read_audio(SAMPLE)
+    step = round(rate * 0.16)
+    pieces = [float_to_pcm16(audio[i:i + step]) for i in range(0, len(audio), step)]
+    settings = load_settings(asr={"search_processes": 0})
+    original, moved = AsrHandler(ARTIFACTS / "asr", settings), AsrHandler(ARTIFACTS / "asr", settings)
+    try:
+        for seq, pcm in enumerate(pieces[:12]):
+            results(original.process([chunk("s", seq, rate, pcm=pcm)])[0])
+        snapshot = original.state_codec.encode(original.streams.peek("s"))
+        moved.streams.put("s", 0, moved.state_codec.decode(snapshot))
+
+        def rest(handler: AsrHandler) -> list[dict]:
+            said = []
+            for seq in range(12, len(pieces)):
+                said += results(handler.process([chunk("s", seq, rate, pcm=pieces[seq], end=seq == len(pieces) - 1)])[0])
+            return [{k: v for k, v in r.items() if k != "latency"} for r in said]
+
+        expected, got = rest(original), rest(moved)
+        assert got == expected
+        assert got[-1]["type"] == "final" and len(got[-1]["text"].split()) >= 8 and not got[-1].get("resumed")
+        assert 10_000 < len(snapshot) < 2_000_000
+    finally:
+        original.close()
+        moved.close()

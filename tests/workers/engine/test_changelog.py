@@ -135,6 +135,8 @@ def test_expired_conversations_are_deleted_from_the_changelog() -> None:
     engine.run(until=lambda: not engine.consumer.pending and engine.tracker.in_flight == 0)  # type: ignore[attr-defined]
     engine.handler.state.ttl_s = 0.0  # type: ignore[attr-defined]
     engine.handler.housekeeping()
+    engine.changelog.tick()  # type: ignore[union-attr]
     engine.producer.flush(1)
     state = [r for r in producer.acked if r.topic == STATE]
     assert [(r.key, r.value) for r in state[-3:]] == [(b"c1", None), (b"c2", None), (b"c3", None)]
+    assert [dict(r.headers)[OFFSET_HEADER] for r in state[-3:]] == [b"0", b"0", b"1"]  # re-reads up to it are skipped

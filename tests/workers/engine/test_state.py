@@ -46,7 +46,7 @@ def test_restored_keys_keep_their_age_their_offset_and_the_cap() -> None:
     clock, removed = Clock(), []
     clock.now = 100.0
     state: KeyedState[str] = KeyedState(str, ttl_s=30, max_keys=3, clock=clock)
-    state.on_removed = lambda key, partition: removed.append(key)
+    state.on_removed = lambda key, partition, offset: removed.append(key)
     state.get("live", 1)
     state.restore([("old", 0, "o", 7, 20.0), ("older", 0, "x", 3, 25.0), ("newer", 2, "n", 9, 1.0)])
     assert removed == ["older"]  # over the cap: the least recently used goes (and is deleted from the changelog)
