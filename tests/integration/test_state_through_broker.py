@@ -1,7 +1,7 @@
 """Per-key state through the real broker: restored from its changelog after a kill -9 and across a scale-out
 and back, so the results equal those of a worker that was never disturbed (a reference worker in another
 group reads the same input). The chaos suite does the same with confluent-kafka and five kills under load;
-here the other client, and the hand-overs."""
+here the other client (speech: every final compared), and the hand-overs."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def answers(kafka, topics: dict[str, str], n: int) -> list:  # type: ignore[no-u
 
 
 @pytest.mark.parametrize("client", ["kafka-python"])
-@pytest.mark.parametrize("worker_name", ["bot", "clicks"])
+@pytest.mark.parametrize("worker_name", ["bot", "clicks", "asr"])
 def test_a_killed_worker_restores_its_state_and_answers_as_one_never_killed(kafka, topics, start_worker,
                                                                           worker_name: str) -> None:
     total = 400
