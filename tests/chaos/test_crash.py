@@ -15,7 +15,7 @@ from tests.chaos.load import SteadyLoad, differences, input_offsets, report, val
 from tests.conftest import collect
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
-TOTAL, RATE, KILLS = 5000, 50.0, 5
+TOTAL, RATE, KILLS = 4000, 50.0, 5
 
 
 @pytest.mark.parametrize("worker_name", ["bot", "clicks", "asr"])

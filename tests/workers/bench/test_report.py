@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from workers.devtools.bench.probe import histogram_delta, percentiles
-from workers.devtools.bench.runner import _same_rate, automatic_rates, format_table
+from workers.devtools.bench.runner import BenchOptions, _same_rate, automatic_rates, format_table, summarise
+from workers.devtools.bench.workloads import BenchWorkload
 
 
 def test_histogram_delta_counts_only_what_happened_between_scrapes() -> None:
@@ -48,3 +49,20 @@ def test_table_names_every_run_and_the_ratios() -> None:
     table = format_table(report)
     assert "ours" in table and "500.0" in table and "50%" in table and "5x throughput" in table
     assert "transport only (consume + produce, no model): 2,000.0 msg/s; end to end is 25% of it" in table
+
+
+def test_the_state_changelog_cost_is_ours_beside_ours_with_memory_only_state() -> None:
+    def run(throughput: float, p99: float) -> dict:
+        return {"phase": "saturation", "offered_per_s": None, "throughput": throughput, "p50_s": 0.01, "p95_s": 0.02,
+                "p99_s": p99, "unanswered": 0, "batch_size_mean": 8.0, "inference_s_mean_per_batch": 0.001,
+                "cpu_cores": 1.0, "peak_rss_mb": 100.0}
+
+    workload = BenchWorkload("clicks", messages=lambda n, seed: [], tf_step=lambda mode: None,  # type: ignore[arg-type, return-value]
+                             model_only=lambda batch, seconds, onnx: {"batch_size": batch, "throughput": 10_000.0})
+    results = {"ours": {"runs": [run(800.0, 0.09)]}, "ours_memory_state": {"runs": [run(1000.0, 0.07)]}}
+    report = summarise(workload, results, BenchOptions(systems=("ours", "ours_memory_state")))
+    assert report["changelog_cost"] == {"throughput_memory_only": 1000.0, "throughput_fraction": 0.8,
+                                        "saturation_p99_memory_only_s": 0.07}
+    table = format_table(report)
+    assert "ours_memory_state" in table
+    assert "state changelog: ours 80% of the throughput with state in memory only (1,000.0 msg/s" in table
