@@ -42,6 +42,7 @@ class _Owner:
     name = "restore-bench"
     state_belongs_to_model = False
     state_codec = _Bytes()
+    state_write_interval_s = 0.0
 
     def __init__(self, store: KeyedState[Any]) -> None:
         self.state = store
