@@ -70,12 +70,12 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
     health = Health()  # live (not ready) while waiting for the brokers: an orchestrator does not kill it
     server = MetricsServer(settings.engine.metrics_host, settings.engine.metrics_port, health).start()
     try:
-        to_create = topics.to_create()
-        if changelog is not None:
+        to_create, configs, partitioned_like = topics.to_create(), {}, {}
+        if changelog is not None:  # beside the input, with as many partitions
             to_create[changelog.topic] = topics.partitions
-        ensure_topics(settings.kafka, to_create, waiting=health.beat,
-                      configs={changelog.topic: changelog_config(settings.engine.state_ttl_s)} if changelog else None,
-                      partitioned_like={changelog.topic: topics.input} if changelog else None)
+            configs[changelog.topic] = changelog_config(settings.engine.state_ttl_s)
+            partitioned_like[changelog.topic] = topics.input
+        ensure_topics(settings.kafka, to_create, waiting=health.beat, configs=configs, partitioned_like=partitioned_like)
     except BrokerUnavailable as exc:
         log.error("%s; giving up (is KAFKA_BOOTSTRAP_SERVERS right, and the network open?)", exc)
         server.stop()

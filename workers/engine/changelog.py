@@ -165,12 +165,12 @@ class Changelog:
                 continue  # nothing held for it (e.g. rejected before any state was made)
             for item in items:
                 writes[(item.record.tp, item.record.offset)] = write
-        self.tick()
         return writes
 
     def tick(self, force: bool = False) -> None:
-        """Tombstones for keys dropped outside a batch (expiry, eviction); writes whose interval is up (all
-        of them when ``force``: draining before a rebalance or shutdown)."""
+        """Tombstones for keys dropped other than by the batch that ended them (expiry, eviction); writes
+        whose interval is up (all of them when ``force``: draining before a rebalance or shutdown). The engine
+        calls it once a loop turn and while draining."""
         removed, self._removed = self._removed, {}
         for key, (partition, offset) in removed.items():
             self._release(self._chain(key, partition, offset, 0, deleted=True))
@@ -279,14 +279,14 @@ class Changelog:
         for key, record in latest.items():
             if (record.timestamp_ms or 0) < since_ms:
                 continue  # idle past the TTL (expired while nobody served it)
+            offset = int(record.header(OFFSET_HEADER) or b"-1")
             if record.value is None:  # deleted: inputs up to its offset were applied and delivered
-                ended.append((key.decode(), int(record.header(OFFSET_HEADER) or b"-1")))
+                ended.append((key.decode(), offset))
                 continue
             if self.version is not None and record.header(VERSION_HEADER) != self.version.encode():
                 continue  # another model version's state means nothing to this one
             try:
                 state = self.codec.decode(record.value)
-                offset = int(record.header(OFFSET_HEADER) or b"-1")
             except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the worker
                 log.warning("state changelog %s[%d]@%d for key %r unreadable (%s); the key starts fresh",
                             record.topic, record.partition, record.offset, key, exc)

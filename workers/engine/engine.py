@@ -185,7 +185,7 @@ class StreamEngine:
             self._run_batch(self.batcher.take())
         self._release_held(wait_for_all=False)
         if self.changelog is not None:
-            self.changelog.tick()  # writes whose interval is up
+            self.changelog.tick()  # tombstones of keys dropped, writes whose interval is up
         if self.reloader is not None and (new := self.reloader.take()) is not None:
             self._switch_model(new)
         self.producer.poll()
@@ -400,8 +400,6 @@ class StreamEngine:
         self._last_housekeeping = now
         for owed in self.handler.housekeeping():
             self._hand_over(owed.key, None, owed.outcome)
-        if self.changelog is not None:
-            self.changelog.tick()  # tombstones of expired keys
         if self.reloader is not None:
             self.reloader.check()
         lags = self.consumer.lag()
@@ -418,11 +416,12 @@ class StreamEngine:
             self._run_batch(self.batcher.take())
         self._release_held(wait_for_all=True)
         deadline = time.monotonic() + timeout_s
-        flushed = self.producer.flush(timeout_s)
-        # acknowledged results let their state records go out: flush those too
-        while flushed and self.changelog is not None and self.changelog.pending and time.monotonic() < deadline:
-            self.changelog.tick(force=True)
+        while True:  # acknowledged results let their state records go out: flush those too
+            if self.changelog is not None:
+                self.changelog.tick(force=True)
             flushed = self.producer.flush(max(0.0, deadline - time.monotonic()))
+            if not (flushed and self.changelog is not None and self.changelog.pending and time.monotonic() < deadline):
+                break
         self._raise_if_fatal()
         self._commit()
         return flushed

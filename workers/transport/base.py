@@ -6,6 +6,7 @@ a rebalance listener (aiokafka's idea) and a delivery callback per produced reco
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -71,6 +72,22 @@ class PartitionReader(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def read_until_ended(fetch: Callable[[set[int]], tuple[list[Record], bool]], partitions: list[int], topic: str,
+                     timeout_s: float) -> Iterator[Record]:
+    """The loop of both clients' :meth:`PartitionReader.read_to_end`: ``fetch(pending)`` returns what it fetched
+    (and whether it fetched anything at all) and drops from ``pending`` the partitions that reached their end.
+    TimeoutError after ``timeout_s`` without anything fetched."""
+    pending = set(partitions)
+    last_progress = time.monotonic()
+    while pending:
+        records, progressed = fetch(pending)
+        if progressed:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > timeout_s:
+            raise TimeoutError(f"reading {topic} partitions {sorted(pending)}: no progress in {timeout_s:.0f}s")
+        yield from records
 
 
 class TopicAdmin(Protocol):

@@ -10,7 +10,7 @@ from typing import Any
 import confluent_kafka as ck
 
 from workers.settings import KafkaSettings
-from workers.transport.base import DeliveryCallback, RebalanceListener
+from workers.transport.base import DeliveryCallback, RebalanceListener, read_until_ended
 from workers.transport.records import MAX_RECORD_BYTES, OutgoingRecord, Record, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,11 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
         config |= {k: v for k, v in optional.items() if v}
         config["ssl.endpoint.identification.algorithm"] = "https" if settings.ssl_check_hostname else "none"
     return config
+
+
+def _record(m: ck.Message) -> Record:
+    _ts_type, ts = m.timestamp()
+    return Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts)
 
 
 def _ours(tps: Iterable[ck.TopicPartition]) -> set[TopicPartition]:
@@ -104,10 +109,7 @@ class ConfluentConsumer:
                 if m.error().code() != ck.KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", m.error())
                 continue
-            _ts_type, ts = m.timestamp()
-            out.append(
-                Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts)
-            )
+            out.append(_record(m))
             self._next_offset[TopicPartition(m.topic(), m.partition())] = m.offset() + 1
         return out
 
@@ -169,24 +171,22 @@ class ConfluentPartitionReader:
                                                      timeout=self._timeout_s)
             starts = [ck.TopicPartition(topic, f.partition, f.offset if f.offset >= 0 else ck.OFFSET_END) for f in found]
         self._consumer.assign(starts)
-        pending = set(partitions)
-        last_progress = time.monotonic()
+
+        def fetch(pending: set[int]) -> tuple[list[Record], bool]:
+            messages = self._consumer.consume(num_messages=1000, timeout=0.2)
+            records = []
+            for m in messages:
+                error = m.error()
+                if error is None:
+                    records.append(_record(m))
+                elif error.code() == ck.KafkaError._PARTITION_EOF:
+                    pending.discard(m.partition())
+                else:
+                    log.warning("reading %s: %s", topic, error)
+            return records, bool(messages)
+
         try:
-            while pending:
-                messages = self._consumer.consume(num_messages=1000, timeout=0.2)
-                if messages:
-                    last_progress = time.monotonic()
-                elif time.monotonic() - last_progress > self._timeout_s:
-                    raise TimeoutError(f"reading {topic} partitions {sorted(pending)}: no progress in {self._timeout_s:.0f}s")
-                for m in messages:
-                    error = m.error()
-                    if error is None:
-                        _ts_type, ts = m.timestamp()
-                        yield Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts)
-                    elif error.code() == ck.KafkaError._PARTITION_EOF:
-                        pending.discard(m.partition())
-                    else:
-                        log.warning("reading %s: %s", topic, error)
+            yield from read_until_ended(fetch, partitions, topic, self._timeout_s)
         finally:
             self._consumer.unassign()
 

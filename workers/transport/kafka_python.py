@@ -14,7 +14,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from workers.settings import KafkaSettings
-from workers.transport.base import DeliveryCallback, RebalanceListener
+from workers.transport.base import DeliveryCallback, RebalanceListener, read_until_ended
 from workers.transport.records import MAX_RECORD_BYTES, OutgoingRecord, Record, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
             "ssl_check_hostname": settings.ssl_check_hostname,
         }
     return config
+
+
+def _record(m: Any) -> Record:
+    return Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
 
 
 def _ours(tps: Iterable[kafka.TopicPartition]) -> set[TopicPartition]:
@@ -97,10 +101,7 @@ class KafkaPythonConsumer:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         out: list[Record] = []
         for tp, messages in batches.items():
-            for m in messages:
-                out.append(
-                    Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
-                )
+            out += [_record(m) for m in messages]
             self._next_offset[TopicPartition(tp.topic, tp.partition)] = messages[-1].offset + 1
         return out
 
@@ -158,23 +159,18 @@ class KafkaPythonPartitionReader:
                     self._consumer.seek_to_end(tp)
                 else:
                     self._consumer.seek(tp, found.offset)
-        pending = set(tps)
-        last_progress = time.monotonic()
+
+        def fetch(pending: set[int]) -> tuple[list[Record], bool]:
+            batches = self._consumer.poll(timeout_ms=200, max_records=1000)
+            for p in list(pending):
+                tp = kafka.TopicPartition(topic, p)
+                high = self._consumer.highwater(tp)
+                if high is not None and self._consumer.position(tp) >= high:
+                    pending.discard(p)
+            return [_record(m) for messages in batches.values() for m in messages], bool(batches)
+
         try:
-            while pending:
-                batches = self._consumer.poll(timeout_ms=200, max_records=1000)
-                if batches:
-                    last_progress = time.monotonic()
-                elif time.monotonic() - last_progress > self._timeout_s:
-                    raise TimeoutError(f"reading {topic} partitions {sorted(tp.partition for tp in pending)}: "
-                                       f"no progress in {self._timeout_s:.0f}s")
-                for messages in batches.values():
-                    for m in messages:
-                        yield Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
-                for tp in list(pending):
-                    high = self._consumer.highwater(tp)
-                    if high is not None and self._consumer.position(tp) >= high:
-                        pending.discard(tp)
+            yield from read_until_ended(fetch, partitions, topic, self._timeout_s)
         finally:
             self._consumer.assign([])
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workers.devtools.bench.workloads import MEMORY_STATE, SYSTEMS, TRANSPORT
+from workers.devtools.bench.workloads import ALL_SYSTEMS, SYSTEMS
 from workers.plugin import Command, WorkloadSpec
 
 DEVTOOLS = "workers.devtools"
@@ -48,7 +48,7 @@ def start_logging() -> None:
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    add_common_options(p, (TRANSPORT, *SYSTEMS, MEMORY_STATE))
+    add_common_options(p, ALL_SYSTEMS)
     p.add_argument("--window", type=int, default=256, help="saturation: inputs kept unanswered (closed loop)")
     p.add_argument("--rates", help="fixed offered rates, comma-separated (default: half of each baseline's "
                    "capacity, and half of ours)")
@@ -69,7 +69,7 @@ def command_for(spec: WorkloadSpec) -> Command:
         start_logging()
         options = BenchOptions(seconds=args.seconds, window=args.window,
                                rates=[float(r) for r in args.rates.split(",")] if args.rates else None,
-                               **common_options(args, (TRANSPORT, *SYSTEMS, MEMORY_STATE)))
+                               **common_options(args, ALL_SYSTEMS))
         report = run_bench(spec.name, options)
         print(main_json(report) if args.json else format_table(report))
         return 0

@@ -47,7 +47,7 @@ from workers.devtools.bench.probe import (
     percentiles,
     scrape,
 )
-from workers.devtools.bench.workloads import MEMORY_STATE, SYSTEMS, TRANSPORT, BenchWorkload
+from workers.devtools.bench.workloads import ALL_SYSTEMS, MEMORY_STATE, SYSTEMS, TRANSPORT, BenchWorkload
 from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.plugin import load_object
 from workers.settings import KafkaSettings, OnnxSettings
@@ -71,7 +71,7 @@ class BenchOptions:
     seconds: float = 15.0
     window: int = 256
     rates: list[float] | None = None  # None: automatic
-    systems: tuple[str, ...] = (TRANSPORT, *SYSTEMS, MEMORY_STATE)
+    systems: tuple[str, ...] = ALL_SYSTEMS
     bootstrap: str | None = None  # None: an embedded broker
     plot: Path | None = None
     worker_env: dict[str, str] = field(default_factory=dict)  # extra settings for `workers serve` (and the transport)
@@ -359,7 +359,7 @@ def format_table(report: dict[str, Any]) -> str:
              + (f", ours as {report['processes']} processes" if report.get("processes", 1) > 1 else ""),
              f"{'system':<22}{'phase':<13}{'offered/s':>10}{'msg/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
              f"{'unans':>6}{'batch':>7}{'infer ms':>10}{'CPU':>6}{'host%':>6}{'RSS MB':>8}{'ack p99':>9}"]
-    for system in (TRANSPORT, *SYSTEMS, MEMORY_STATE):
+    for system in ALL_SYSTEMS:
         for run in report.get(system, {}).get("runs", []):
             infer = run.get("inference_s_mean_per_batch", run.get("step_s_median_per_message"))
             lines.append(f"{system:<22}{run['phase']:<13}{run['offered_per_s'] or '-':>10}{run['throughput']:>9,.1f}"

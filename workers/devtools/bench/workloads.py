@@ -29,6 +29,9 @@ the ceiling any worker on this broker and client has. ``workers bench`` runs it 
 MEMORY_STATE = "ours_memory_state"
 """Our worker with its per-key state in memory only (``WORKERS_STATE_CHANGELOG=false``): beside ``ours``, what
 the state changelog costs. Run at saturation only, and only for workloads whose state has a changelog."""
+ALL_SYSTEMS = (TRANSPORT, *SYSTEMS, MEMORY_STATE)
+"""Every system ``workers bench`` knows for a workload (the speech bench has its own), in the order it runs
+and reports them."""
 MODES = ("predict", "tf_function")
 """Baseline (a): ``model.predict(x)`` per message; baseline (b): the model in ``tf.function``, per message."""
 
