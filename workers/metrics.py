@@ -9,6 +9,9 @@ work carry the model ``version``, so a hot reload shows as a new series, never a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 disable_created_metrics()  # the *_created series double the output and no dashboard uses them
@@ -79,3 +82,18 @@ MODEL_INFO = Gauge(
 MODEL_RELOADS = Counter(
     "workers_model_reloads_total", "Model versions loaded while serving (hot reload), by outcome.", ["worker", "outcome"]
 )
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values``, binned in one numpy pass: the engine observes a whole
+    batch (or a loop turn's acknowledgements) at once instead of paying a locked Python call per message.
+    Same buckets and sum as observing one by one (``tests/workers/test_metrics.py`` checks it)."""
+    if not len(values):
+        return
+    amounts = np.asarray(values, dtype=np.float64)
+    bounds = histogram._upper_bounds  # noqa: SLF001 -- prometheus_client keeps no public batch API
+    counts = np.bincount(np.searchsorted(bounds, amounts, side="left"), minlength=len(bounds))
+    for bucket, count in zip(histogram._buckets, counts[: len(bounds)].tolist(), strict=True):  # noqa: SLF001 (NaN: no bucket)
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(float(amounts.sum()))  # noqa: SLF001

@@ -21,7 +21,7 @@ over the item index; all share one :class:`Counts` fitted on the training sessio
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,10 @@ COOCCURRING = 200
 """Items kept per row of the co-occurrence matrix (it stays sparse for large catalogues)."""
 HISTORY = 20
 """Most recent items of a session that (V-)SKNN compares."""
+DENSE_WIDTH = 4096
+"""Catalogues up to this many items keep the item x item matrices dense as well (64 MB each at most): a batch's
+rows are then a gather and its co-occurrence scores one sparse x dense product, about 6x cheaper per event
+than sparse x sparse and a sparse result made dense (docs/benchmarks.md, the hot path)."""
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Counts:
     cooccurrence: sparse.csr_matrix  # [n_items + 1, n_items + 1]: postings @ sessions, each row's top COOCCURRING
     item_similarity: sparse.csr_matrix  # [n_items + 1, n_items + 1] cosine over sessions
     idf: np.ndarray  # [n_items + 1]
+    _dense_cache: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def fit(cls, histories: Iterable[list[int]], n_items: int, max_sessions: int = 50_000) -> Counts:
@@ -114,14 +119,28 @@ class Counts:
             return np.broadcast_to(self.popularity, (len(histories), self.width)).copy()
         last = np.array([h[-1] if h else 0 for h in histories])
         if signal == "successor":
-            return self.successors[last].toarray()
+            return self._rows("successors", last)
         if signal == "item_knn":
-            return self.item_similarity[last].toarray()
+            return self._rows("item_similarity", last)
         if signal in ("sknn", "vsknn"):
             return self._session_knn(histories, weighted=signal == "vsknn")
         if signal == "cooccurrence":
-            return (self._query(histories, idf=True) @ self.cooccurrence).toarray()
+            query = self._query(histories, idf=True)
+            dense = self._dense("cooccurrence")
+            return query @ dense if dense is not None else (query @ self.cooccurrence).toarray()
         raise ValueError(f"unknown signal {signal!r}; known: {', '.join(SIGNALS)}")
+
+    def _dense(self, name: str) -> np.ndarray | None:
+        """Item x item matrix ``name`` as a dense array, made once; None for catalogues over :data:`DENSE_WIDTH`."""
+        if self.width > DENSE_WIDTH:
+            return None
+        if name not in self._dense_cache:
+            self._dense_cache[name] = np.ascontiguousarray(getattr(self, name).toarray(), dtype=np.float32)
+        return self._dense_cache[name]
+
+    def _rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        dense = self._dense(name)
+        return dense[rows] if dense is not None else getattr(self, name)[rows].toarray()
 
     def _query(self, histories: list[list[int]], idf: bool) -> sparse.csr_matrix:
         """The sessions' recent items as rows: position p (1 = oldest) of n weighs p / n (times the item's
@@ -130,7 +149,8 @@ class Counts:
         lengths = np.array([len(h) for h in recent], np.int64)
         rows = np.repeat(np.arange(len(recent)), lengths)
         cols = np.fromiter((i for h in recent for i in h), np.int64, int(lengths.sum()))
-        positions = np.concatenate([np.arange(1, n + 1) / n for n in lengths]) if len(cols) else np.zeros(0)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        positions = (np.arange(len(cols)) - starts + 1) / np.repeat(lengths, lengths)
         values = (positions * self.idf[cols] if idf else positions).astype(np.float32)
         known = cols > 0
         query = sparse.csr_matrix((values[known], (rows[known], cols[known])), shape=(len(recent), self.width))

@@ -99,6 +99,9 @@ class StreamEngine:
         self._last_commit = time.monotonic()
         self._last_housekeeping = 0.0
         self._lag_partitions: set[int] = set()
+        self._completed = 0
+        self._completed_e2e: list[float] = []
+        """Inputs completed (results acknowledged) and their end-to-end seconds, not yet in the metrics."""
         self._held: dict[str, deque[tuple[Record | None, Outcome]]] = {}
         """Per key, outcomes waiting for a :class:`Deferred` ahead of them (the head is always one); an
         outcome without a record is owed by housekeeping."""
@@ -125,6 +128,7 @@ class StreamEngine:
         """Hand over to a loaded and warmed new model version, between batches."""
         old = self.handler
         self._release_held(wait_for_all=True)  # deferred results of the old version finish on it
+        self._flush_completed_metrics()  # counted under the version that made them
         new.adopt(old)
         self.handler = new
         if self.changelog is not None:
@@ -176,8 +180,9 @@ class StreamEngine:
         records = self.consumer.poll(timeout, min(self.settings.poll_max_records, room))
         if records:
             self._m_in.inc(len(records))
-        for record in records:
-            self._accept(record)
+            received_at, enqueued_at = time.time(), time.monotonic()  # once a poll, not once a message
+            for record in records:
+                self._accept(record, received_at, enqueued_at)
         if not records and not len(self.batcher):
             # With the broker unreachable, clients return from poll at once: do not spin a core.
             time.sleep(max(0.0, timeout - (time.monotonic() - polled_at)))
@@ -189,6 +194,7 @@ class StreamEngine:
         if self.reloader is not None and (new := self.reloader.take()) is not None:
             self._switch_model(new)
         self.producer.poll()
+        self._flush_completed_metrics()
         self._raise_if_fatal()
         now = time.monotonic()
         if now - self._last_commit >= self.settings.commit_interval_s:
@@ -199,7 +205,7 @@ class StreamEngine:
 
     # -- the pipeline ----------------------------------------------------------------------------
 
-    def _accept(self, record: Record) -> None:
+    def _accept(self, record: Record, received_at: float, enqueued_at: float) -> None:
         self.tracker.track(record.tp, record.offset)
         if record.value is None:
             self._send_to_dlq(record, InvalidMessage("empty_value", "record has no value (tombstone)"))
@@ -209,7 +215,7 @@ class StreamEngine:
         except InvalidMessage as invalid:
             self._send_to_dlq(record, invalid)
             return
-        self.batcher.add(Pending(record, key, value))
+        self.batcher.add(Pending(record, key, value, received_at, enqueued_at))
 
     def _run_batch(self, batch: list[Pending[Any]]) -> None:
         if self.changelog is not None:
@@ -217,8 +223,7 @@ class StreamEngine:
         if not batch:
             return
         started = time.monotonic()
-        for item in batch:
-            self._m_wait.observe(started - item.enqueued_at)
+        m.observe_many(self._m_wait, [started - item.enqueued_at for item in batch])
         self._m_batch.observe(len(batch))
         try:
             outcomes = self.handler.process(batch)
@@ -359,9 +364,18 @@ class StreamEngine:
         self.tracker.done(completion.tp, completion.offset)
         if completion.to_dlq:
             return
-        self._m_out.inc()
+        self._completed += 1
         if completion.timestamp_ms and completion.timestamp_ms > 0:
-            self._m_e2e.observe(max(0.0, acked_at - completion.timestamp_ms / 1000))
+            self._completed_e2e.append(max(0.0, acked_at - completion.timestamp_ms / 1000))
+
+    def _flush_completed_metrics(self) -> None:
+        """Count and time the inputs completed since the last call: once a loop turn, not once a message."""
+        if self._completed:
+            self._m_out.inc(self._completed)
+            self._completed = 0
+        if self._completed_e2e:
+            m.observe_many(self._m_e2e, self._completed_e2e)
+            self._completed_e2e = []
 
     def _raise_if_fatal(self) -> None:
         if self._fatal is not None:
@@ -422,6 +436,7 @@ class StreamEngine:
             flushed = self.producer.flush(max(0.0, deadline - time.monotonic()))
             if not (flushed and self.changelog is not None and self.changelog.pending and time.monotonic() < deadline):
                 break
+        self._flush_completed_metrics()
         self._raise_if_fatal()
         self._commit()
         return flushed

@@ -54,7 +54,7 @@ class Pending(Generic[V]):
         return fields
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Result:
     """One record for the worker's output topic; the engine picks the topic (settings may override it)."""
 

@@ -18,9 +18,10 @@ open segment's audio, up to ~2 MB at the 30 s segment bound. Topics that take su
 (``max.message.bytes``); the broker's own limit still applies to the others."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """One consumed Kafka record."""
+    """One consumed Kafka record (not frozen, only for speed: a frozen dataclass is 4x slower to build, and one is
+    built per message; nothing changes a record once consumed)."""
 
     topic: str
     partition: int
@@ -43,7 +44,7 @@ class Record:
         return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingRecord:
     """One record to produce; ``value`` None is a tombstone (a compacted topic's delete), ``partition`` None
     leaves the choice to the client's partitioner (by key)."""
