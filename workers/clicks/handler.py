@@ -17,6 +17,7 @@ still advances the session (``unknown_item: true``), it is not an error.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from workers.clicks.events import EVENT_TYPES, Event
@@ -76,7 +77,7 @@ class ClicksHandler(StatefulHandler[tuple[Event, int]]):
         states = [self.sessions.get(e.session_id, item.record.partition) for e, item in zip(events, batch, strict=True)]
         k = max(item.value[1] for item in batch)
         predictions = self.scorer.step(states, events, k)
-        inference_s = self.model.last_run_s
+        inference_s, now = self.model.last_run_s, time.time()
         outcomes: list[Outcome] = []
         for item, event, state, prediction in zip(batch, events, states, predictions, strict=True):
             result = {
@@ -89,7 +90,7 @@ class ClicksHandler(StatefulHandler[tuple[Event, int]]):
                    if prediction.purchase_probability is not None else {}),
                 "unknown_item": not prediction.known_item,
                 "model_version": self.scorer.version,
-                "latency": item.latency_fields(inference_s),
+                "latency": item.latency_fields(inference_s, now),
             }
             outcomes.append([Result(encode_json(result), event.session_id.encode())])
         self.report_state()

@@ -153,7 +153,9 @@ class Counts:
         positions = (np.arange(len(cols)) - starts + 1) / np.repeat(lengths, lengths)
         values = (positions * self.idf[cols] if idf else positions).astype(np.float32)
         known = cols > 0
-        query = sparse.csr_matrix((values[known], (rows[known], cols[known])), shape=(len(recent), self.width))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[known], minlength=len(recent)))])
+        # built as CSR directly: the (row, col) form goes through COO, a third of this function's time
+        query = sparse.csr_matrix((values[known], cols[known], indptr), shape=(len(recent), self.width))
         query.sum_duplicates()
         return query
 

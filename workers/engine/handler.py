@@ -42,9 +42,10 @@ class Pending(Generic[V]):
     received_at: float = field(default_factory=time.time)  # wall clock, comparable to the record timestamp
     enqueued_at: float = field(default_factory=time.monotonic)
 
-    def latency_fields(self, inference_s: float) -> dict[str, float]:
-        """Latency breakdown every result carries (milliseconds)."""
-        now = time.time()
+    def latency_fields(self, inference_s: float, now: float | None = None) -> dict[str, float]:
+        """Latency breakdown every result carries (milliseconds); ``now``: the wall clock, read once for a
+        whole batch by the caller."""
+        now = time.time() if now is None else now
         fields = {
             "received_to_result_ms": round((now - self.received_at) * 1000, 3),
             "inference_ms": round(inference_s * 1000, 3),
