@@ -47,6 +47,10 @@ MESSAGES_OUT = Counter(
 MESSAGES_DLQ = Counter(
     "workers_messages_dlq_total", "Input messages sent to the dead-letter topic.", ["worker", "topic", "reason"]
 )
+BATCH_LIMIT = Gauge(
+    "workers_batch_limit", "The micro-batcher's limits in force (adaptive batching sets them): size, wait_seconds.",
+    ["worker", "topic", "limit"],
+)
 IN_FLIGHT = Gauge("workers_in_flight", "Messages consumed and not yet committable.", ["worker", "topic"])
 PAUSED = Gauge("workers_partitions_paused", "1 while consumption is paused for backpressure.", ["worker", "topic"])
 ASSIGNED_PARTITIONS = Gauge(

@@ -133,6 +133,12 @@ class EngineSettings(SettingsSection):
         "batch is whatever is queued when the model is free; under load batches fill by themselves while the "
         "previous one runs. Raise it (2-10) where one call costs about the same for 1 or 64 inputs (GPUs).",
     )
+    batch_latency_target_ms: float = Field(
+        0.0, ge=0, description="Adaptive batching: a target for a message's time in the worker (queue wait and its "
+        "batch). Above 0 the worker sets the batch size (up to max_batch_size) and the wait itself from measured batch "
+        "times: a batch takes at most half the target, and what the largest batch leaves is spent waiting for fuller "
+        "batches. 0: the fixed max_batch_size and max_batch_wait_ms.",
+    )
     max_in_flight: int = Field(
         10_000,
         ge=1,

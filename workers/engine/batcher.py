@@ -1,5 +1,7 @@
 """Micro-batcher: max batch size, max wait (Triton's dynamic batcher, two knobs).
 
+:class:`AdaptiveBatchLimits` sets both knobs from measured batch times when the worker has a latency target.
+
 With ``one_per_key`` a batch holds at most one item per key, for stateful models whose next
 step for a key needs the state produced by its previous step (Triton's sequence batcher idea).
 Items of a key that has to wait keep their order and go in a later batch.
@@ -11,6 +13,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
+
+import numpy as np
 
 
 class Batchable(Protocol):
@@ -75,3 +79,63 @@ class MicroBatcher(Generic[T]):
         held.extend(self._queue)
         self._queue = held
         return batch
+
+
+class AdaptiveBatchLimits:
+    """Chooses the micro-batcher's size and wait from measured batch times, for a latency target (the idea of
+    Triton's and MLServer's adaptive batching, with the two knobs set by the worker instead of by hand).
+
+    A message can arrive just after a batch starts: it waits for that batch, then runs in the next. So a batch
+    may take at most half the target: the largest size whose predicted time (a line fitted to the last
+    ``window`` batches' (size, seconds), plus the 99th percentile of how far batches ran over the line) stays
+    within ``target / 2``, capped by ``ceiling`` (the fixed ``max_batch_size``). What the largest batch leaves
+    of the target, halved for the Kafka hops, is how long a message may wait for a fuller batch: at low load
+    that buys larger batches (less CPU per message); under load batches fill before the wait is up."""
+
+    def __init__(self, target_s: float, ceiling: int, window: int = 256, refit_every: int = 16) -> None:
+        if target_s <= 0:
+            raise ValueError("the latency target must be positive")
+        self.target_s = target_s
+        self.ceiling = ceiling
+        self.refit_every = refit_every
+        self._sizes: deque[int] = deque(maxlen=window)
+        self._seconds: deque[float] = deque(maxlen=window)
+        self._since_fit = 0
+        self.fixed_s, self.per_item_s, self.spread_s = 0.0, 0.0, 0.0
+        self.max_size = ceiling
+        self.max_wait_s = 0.0
+        """No wait until batches were measured: greedy, as the default."""
+
+    def observe(self, size: int, seconds: float) -> bool:
+        """One batch's size and processing time; True when the limits changed (refitted every ``refit_every``)."""
+        self._sizes.append(size)
+        self._seconds.append(seconds)
+        self._since_fit += 1
+        if self._since_fit < self.refit_every:
+            return False
+        self._since_fit = 0
+        before = (self.max_size, self.max_wait_s)
+        self._refit()
+        return (self.max_size, self.max_wait_s) != before
+
+    def predicted_s(self, size: int) -> float:
+        """A batch of ``size``: the time it takes at the 99th percentile of the batches measured."""
+        return self.fixed_s + self.per_item_s * size + self.spread_s
+
+    def _refit(self) -> None:
+        sizes = np.asarray(self._sizes, dtype=np.float64)
+        seconds = np.asarray(self._seconds, dtype=np.float64)
+        if np.ptp(sizes) > 0:
+            per_item, fixed = np.polyfit(sizes, seconds, 1)
+            self.per_item_s, self.fixed_s = max(float(per_item), 0.0), max(float(fixed), 0.0)
+        else:  # one size only (e.g. always full under load): keep the fixed cost, refit the slope
+            self.per_item_s = max(float(seconds.mean()) - self.fixed_s, 0.0) / sizes[0]
+        over = seconds - (self.fixed_s + self.per_item_s * sizes)
+        self.spread_s = max(float(np.quantile(over, 0.99)), 0.0)
+        budget = self.target_s / 2 - self.fixed_s - self.spread_s
+        if self.per_item_s > 0:
+            size = int(budget // self.per_item_s)
+        else:
+            size = self.ceiling if budget > 0 else 1
+        self.max_size = min(self.ceiling, max(1, size))
+        self.max_wait_s = max(0.0, (self.target_s - 2 * self.predicted_s(self.max_size)) / 2)

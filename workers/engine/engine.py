@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers import metrics as m
-from workers.engine.batcher import MicroBatcher
+from workers.engine.batcher import AdaptiveBatchLimits, MicroBatcher
 from workers.engine.changelog import Changelog, StateWrite
 from workers.engine.dlq import dead_letter
 from workers.engine.handler import Deferred, Handler, InvalidMessage, Outcome, Pending, Result, StatefulHandler
@@ -93,6 +93,8 @@ class StreamEngine:
         self.batcher: MicroBatcher[Pending[Any]] = MicroBatcher(
             settings.max_batch_size, settings.max_batch_wait_ms / 1000, handler.one_per_key
         )
+        self.adaptive = (AdaptiveBatchLimits(settings.batch_latency_target_ms / 1000, settings.max_batch_size)
+                         if settings.batch_latency_target_ms > 0 else None)
         self._stop = threading.Event()
         self._paused = False
         self._fatal: Exception | None = None
@@ -110,6 +112,9 @@ class StreamEngine:
         self._m_in_flight = m.IN_FLIGHT.labels(**labels)
         self._m_paused = m.PAUSED.labels(**labels)
         self._m_assigned = m.ASSIGNED_PARTITIONS.labels(**labels)
+        self._m_limit_size = m.BATCH_LIMIT.labels(**labels, limit="size")
+        self._m_limit_wait = m.BATCH_LIMIT.labels(**labels, limit="wait_seconds")
+        self._report_batch_limits()
         self._bind_model_metrics()
 
     def _bind_model_metrics(self) -> None:
@@ -157,9 +162,10 @@ class StreamEngine:
         self.consumer.subscribe([self.input_topic], listener=self)
         self.health.ready = True
         log.info(
-            "%s: consuming %s -> %s (dlq %s), batch <= %d, wait <= %.1f ms",
-            self.handler.name, self.input_topic, self.output_topic, self.dlq_topic,
-            self.settings.max_batch_size, self.settings.max_batch_wait_ms,
+            "%s: consuming %s -> %s (dlq %s), batch <= %d, %s",
+            self.handler.name, self.input_topic, self.output_topic, self.dlq_topic, self.settings.max_batch_size,
+            f"size and wait adaptive for a {self.settings.batch_latency_target_ms:.1f} ms target" if self.adaptive
+            else f"wait <= {self.settings.max_batch_wait_ms:.1f} ms",
         )
         try:
             while not self._stop.is_set() and not (until and until()):
@@ -232,10 +238,17 @@ class StreamEngine:
         except Exception:
             log.exception("%s: batch of %d failed; retrying its items one by one", self.handler.name, len(batch))
             outcomes = [self._process_alone(item) for item in batch]
+        if self.adaptive is not None and self.adaptive.observe(len(batch), time.monotonic() - started):
+            self.batcher.max_size, self.batcher.max_wait_s = self.adaptive.max_size, self.adaptive.max_wait_s
+            self._report_batch_limits()
         if self.changelog is not None:
             self._state_writes.update(self.changelog.writes_for(batch))
         for item, outcome in zip(batch, outcomes, strict=True):
             self._hand_over(item.key, item.record, outcome)
+
+    def _report_batch_limits(self) -> None:
+        self._m_limit_size.set(self.batcher.max_size)
+        self._m_limit_wait.set(self.batcher.max_wait_s)
 
     def _not_yet_applied(self, batch: list[Pending[Any]]) -> list[Pending[Any]]:
         """Drop re-read inputs the restored state already reflects: their results were delivered."""

@@ -259,3 +259,16 @@ def test_a_deferred_result_owed_by_housekeeping_holds_its_key_until_it_is_done(h
     run_until_idle(engine, consumer)
     assert ids(producer) == ["q0", "idle", "r0"]
     assert consumer.committed() == {TopicPartition(TOPIC, 0): 1, TopicPartition(TOPIC, 1): 1}
+
+
+def test_a_latency_target_sets_the_batchers_limits_from_measured_batches(handler: TensorHandler) -> None:
+    records = [request(p, o, f"p{p}-{o}") for p in range(2) for o in range(400)]
+    engine, consumer, producer = make(handler, records, batch_latency_target_ms=0.5, max_batch_size=64,
+                                      poll_max_records=37)
+    run_until_idle(engine, consumer)
+    assert len(producer.topic("tensor.results")) == 800
+    limits = engine.adaptive
+    assert limits is not None and limits.per_item_s > 0
+    assert (engine.batcher.max_size, engine.batcher.max_wait_s) == (limits.max_size, limits.max_wait_s)
+    assert 1 <= engine.batcher.max_size < 64  # half of 0.5 ms holds fewer than 64 digits
+    assert engine.batcher.max_size == max(1, min(64, int((0.00025 - limits.fixed_s - limits.spread_s) // limits.per_item_s)))

@@ -1,7 +1,7 @@
 """The worker alone, draining a backlog: what one message costs the worker itself, without a load generator
 competing for the cores. The tool for profiling the hot path one change at a time::
 
-    python -m workers.devtools.bench.drain clicks --messages 60000 [--profile out.prof] [--repeat 2]
+    python -m workers.devtools.bench.drain WORKLOAD --messages 60000 [--profile out.prof] [--repeat 2]
 
 It starts the embedded broker, produces ``--messages`` of the workload's bench traffic to the input topic,
 then runs the worker's engine in this process (as ``workers serve`` wires it, settings from the environment)
