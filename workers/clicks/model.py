@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from workers.clicks.events import Event, event_index
-from workers.clicks.neighbours import HISTORY, Counts, normalised
+from workers.clicks.neighbours import HISTORY, Counts, normalised, normalised_in_place
 from workers.clicks.scoring import Prediction
 from workers.runtime.artifact import Manifest
 from workers.runtime.onnx_model import OnnxModel
@@ -168,7 +168,7 @@ class SessionModel:
         total = self.blend.get("gru", 0.0) * gru
         for signal, weight in self.blend.items():
             if signal != "gru" and weight:
-                total += weight * normalised(self.counts.scores(signal, histories))
+                total += normalised_in_place(self.counts.scores(signal, histories), weight)
         return total
 
     def warmup(self, runs: int) -> None:

@@ -184,3 +184,13 @@ def normalised(scores: np.ndarray) -> np.ndarray:
     """Each row divided by its sum (a row of zeros stays zero), so signals of different scales can be blended."""
     totals = scores.sum(axis=1, keepdims=True)
     return np.divide(scores, totals, out=np.zeros_like(scores, dtype=np.float32), where=totals > 0)
+
+
+def normalised_in_place(scores: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """``weight * normalised(scores)`` computed in ``scores`` itself (same float32 operations in the same order), for
+    the serving path's fresh [batch, items] rows: no new arrays of that size. Scores are counts, never negative,
+    so a row summing to zero is all zeros and stays so."""
+    totals = scores.sum(axis=1, keepdims=True)
+    np.divide(scores, totals, out=scores, where=totals > 0)
+    scores *= np.float32(weight)
+    return scores
