@@ -69,16 +69,26 @@ def test_every_valid_input_gets_a_result_and_malformed_ones_land_in_the_dlq(kafk
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing(kafka, topics, start_worker) -> None:
-    total = 3000
-    send(kafka, digit_requests(total, topics["input"]))
+    total, upfront = 3000, 1000
+    requests = digit_requests(total, topics["input"])
+    send(kafka, requests[:upfront])
+
+    def traffic() -> None:  # the rest arrives through the kill (at most 1,000/s): the worker cannot finish before it
+        for start in range(upfront, total, 100):
+            send(kafka, requests[start : start + 100])
+            time.sleep(0.1)
+
     first = start_worker("tensor", kafka, topics, WORKERS_MAX_BATCH_SIZE="8")
+    sender = threading.Thread(target=traffic)
     first.wait_for(lambda: first.metric("workers_messages_out_total") >= 300, 60, "part-way through")
+    sender.start()
     done_before_kill = first.metric("workers_messages_out_total")
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(10)
     assert done_before_kill < total - 500, "the worker was nearly done before it was killed: the test proves little"
 
     start_worker("tensor", kafka, topics)
+    sender.join()
     records = collect(kafka, [topics["output"]], all_ids_seen(topics["output"], total))
     ids = result_ids(records, topics["output"])
     assert set(ids) == {f"r{i}" for i in range(total)}
