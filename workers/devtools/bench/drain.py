@@ -5,10 +5,10 @@ competing for the cores. The tool for profiling the hot path one change at a tim
 
 It starts the embedded broker, produces ``--messages`` of the workload's bench traffic to the input topic,
 then runs the worker's engine in this process (as ``workers serve`` wires it, settings from the environment)
-until every message is answered and committed. It prints messages per second and the worker's CPU time per
-message: the whole process (Python and the client's threads), and the engine's loop thread alone. ``--profile`` writes a cProfile file of the drain
-and prints its top functions; ``--repeat`` drains a fresh backlog again in the same process (the first
-drain includes warm-up effects such as the broker's first segments).
+until every message is answered and committed. It prints messages per second and the CPU time per message:
+the whole process (Python and the client's threads) and the engine's loop thread alone. ``--profile`` writes a
+cProfile file of the drains and prints its top functions; ``--repeat`` drains again in the same process, each
+time a fresh backlog on topics of its own (the embedded broker's fetches slow down as a topic fills).
 """
 
 from __future__ import annotations
