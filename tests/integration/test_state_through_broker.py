@@ -49,7 +49,9 @@ def test_a_killed_worker_restores_its_state_and_answers_as_one_never_killed(kafk
 @pytest.mark.parametrize("client", ["confluent"])
 @pytest.mark.parametrize("worker_name", ["bot", "clicks", "asr"])
 def test_state_follows_its_partitions_when_a_worker_joins_and_leaves(kafka, topics, start_worker, worker_name: str) -> None:
-    total = 600  # 12 s of load the workers keep up with: the joiner starts (~8 s for speech) and takes over meanwhile
+    # 24 s of load the workers keep up with: the joiner starts and is assigned its partitions meanwhile (for speech
+    # ~13 s after the load starts on a slow 2-core machine, where 12 s of load had ended before it got any)
+    total = 1200
     start_worker(worker_name, kafka, reference_of(topics), **ENV)
     first = start_worker(worker_name, kafka, topics, **ENV)
     load = SteadyLoad(kafka, valid_messages(worker_name, topics["input"], total), rate=50).start()
