@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from workers.transport.base import DeliveryCallback, RebalanceListener
+from workers.transport.base import DeliveryCallback, RebalanceListener, produce_each
 from workers.transport.records import OutgoingRecord, Record, TopicPartition
 
 
@@ -74,6 +74,9 @@ class FakeProducer:
 
     def produce(self, record: OutgoingRecord, on_delivery: DeliveryCallback) -> None:
         self.unacked.append((record, on_delivery))
+
+    def produce_all(self, records: Sequence[OutgoingRecord], on_delivery: DeliveryCallback) -> None:
+        produce_each(self, records, on_delivery)
 
     def release(self) -> None:
         batch, self.unacked = self.unacked, []

@@ -50,11 +50,10 @@ class FatalDeliveryError(RuntimeError):
 
 @dataclass(slots=True)
 class _Completion:
-    """Outstanding acknowledgements for one input message."""
+    """One input message whose records (results, or its dead-letter record) are produced, not yet acknowledged."""
 
     tp: TopicPartition
     offset: int
-    remaining: int
     timestamp_ms: int | None
     to_dlq: bool
     state: StateWrite | None = None
@@ -104,6 +103,10 @@ class StreamEngine:
         self._completed = 0
         self._completed_e2e: list[float] = []
         """Inputs completed (results acknowledged) and their end-to-end seconds, not yet in the metrics."""
+        self._outbox: list[OutgoingRecord] = []
+        self._outbox_inputs: list[_Completion] = []
+        """Records to produce as one group (a batch's results, dead-letter records), and the inputs they
+        complete: produced together at the end of a batch or loop turn, acknowledged together."""
         self._held: dict[str, deque[tuple[Record | None, Outcome]]] = {}
         """Per key, outcomes waiting for a :class:`Deferred` ahead of them (the head is always one); an
         outcome without a record is owed by housekeeping."""
@@ -245,6 +248,7 @@ class StreamEngine:
             self._state_writes.update(self.changelog.writes_for(batch))
         for item, outcome in zip(batch, outcomes, strict=True):
             self._hand_over(item.key, item.record, outcome)
+        self._produce_outbox()
 
     def _report_batch_limits(self) -> None:
         self._m_limit_size.set(self.batcher.max_size)
@@ -285,6 +289,7 @@ class StreamEngine:
                 self._send_outcome(record, outcome)
             if not held:
                 del self._held[key]
+        self._produce_outbox()
 
     def _send_outcome(self, record: Record | None, outcome: Outcome) -> None:
         """Produce an input's results or its dead-letter record; ``record`` None: results owed by
@@ -300,10 +305,8 @@ class StreamEngine:
         if record is None:
             if isinstance(outcome, InvalidMessage):
                 log.warning("%s: results owed by housekeeping are lost: %s", self.handler.name, outcome)
-            else:
-                for result in outcome:
-                    out = OutgoingRecord(self.output_topic, result.value, result.key, list(result.headers))
-                    self.producer.produce(out, self._acknowledged_unsourced)
+            else:  # in the outbox too, so they keep their place behind their key's earlier results
+                self._outbox.extend(OutgoingRecord(self.output_topic, r.value, r.key, list(r.headers)) for r in outcome)
         elif isinstance(outcome, InvalidMessage):
             self._send_to_dlq(record, outcome)
         else:
@@ -316,18 +319,20 @@ class StreamEngine:
             return InvalidMessage("inference_error", f"{type(exc).__name__}: {exc}")
 
     def _send_results(self, record: Record, results: list[Result]) -> None:
+        tp = record.tp
+        completion = _Completion(tp, record.offset, record.timestamp_ms, to_dlq=False,
+                                 state=self._state_writes.pop((tp, record.offset), None))
+        if not results:
+            self._results_acknowledged(completion, time.time())
+            return
         source = [
             ("source.topic", record.topic.encode()),
             ("source.partition", str(record.partition).encode()),
             ("source.offset", str(record.offset).encode()),
         ]
-        completion = _Completion(record.tp, record.offset, len(results), record.timestamp_ms, to_dlq=False,
-                                 state=self._state_writes.pop((record.tp, record.offset), None))
-        if not results:
-            self._results_acknowledged(completion, time.time())
-        for result in results:
-            out = OutgoingRecord(self.output_topic, result.value, result.key, list(result.headers) + source)
-            self.producer.produce(out, lambda error, acked_at, c=completion: self._acknowledged(c, error, acked_at))
+        output = self.output_topic
+        self._outbox.extend(OutgoingRecord(output, r.value, r.key, [*r.headers, *source]) for r in results)
+        self._outbox_inputs.append(completion)
 
     def _send_to_dlq(self, record: Record, invalid: InvalidMessage) -> None:
         log.warning(
@@ -335,20 +340,26 @@ class StreamEngine:
             self.dlq_topic, invalid,
         )
         m.MESSAGES_DLQ.labels(worker=self.handler.name, topic=self.input_topic, reason=invalid.code).inc()
-        completion = _Completion(record.tp, record.offset, 1, record.timestamp_ms, to_dlq=True,
-                                 state=self._state_writes.pop((record.tp, record.offset), None))
-        self.producer.produce(
-            dead_letter(record, self.dlq_topic, self.handler.name, invalid.code, invalid.detail),
-            lambda error, acked_at: self._acknowledged(completion, error, acked_at),
-        )
+        self._outbox.append(dead_letter(record, self.dlq_topic, self.handler.name, invalid.code, invalid.detail))
+        self._outbox_inputs.append(_Completion(record.tp, record.offset, record.timestamp_ms, to_dlq=True,
+                                               state=self._state_writes.pop((record.tp, record.offset), None)))
 
-    def _acknowledged(self, completion: _Completion, error: Exception | None, acked_at: float) -> None:
+    def _produce_outbox(self) -> None:
+        """Produce what the batch or loop turn owes, in order, as one group with one acknowledgement."""
+        if not self._outbox:
+            return
+        records, inputs = self._outbox, self._outbox_inputs
+        self._outbox, self._outbox_inputs = [], []
+        self.producer.produce_all(records, lambda error, acked_at: self._acknowledged(inputs, error, acked_at))
+
+    def _acknowledged(self, inputs: list[_Completion], error: Exception | None, acked_at: float) -> None:
         if error is not None:
-            log.error("produce for %s@%d failed: %s", completion.tp, completion.offset, error)
+            first = inputs[0] if inputs else None
+            log.error("produce for %d inputs (the first %s) failed: %s", len(inputs),
+                      f"{first.tp}@{first.offset}" if first else "none: housekeeping results", error)
             self._fatal = self._fatal or FatalDeliveryError(str(error))
             return
-        completion.remaining -= 1
-        if completion.remaining == 0:
+        for completion in inputs:
             self._results_acknowledged(completion, acked_at)
 
     def _results_acknowledged(self, completion: _Completion, acked_at: float) -> None:
@@ -366,12 +377,6 @@ class StreamEngine:
             return
         for completion in write.completions:
             self._complete(completion, completion.acked_at)
-
-    def _acknowledged_unsourced(self, error: Exception | None, _acked_at: float) -> None:
-        """A housekeeping result: no offset waits on it, but a failed delivery stops the worker all the same."""
-        if error is not None:
-            log.error("produce of a housekeeping result failed: %s", error)
-            self._fatal = self._fatal or FatalDeliveryError(str(error))
 
     def _complete(self, completion: _Completion, acked_at: float) -> None:
         self.tracker.done(completion.tp, completion.offset)
@@ -427,6 +432,7 @@ class StreamEngine:
         self._last_housekeeping = now
         for owed in self.handler.housekeeping():
             self._hand_over(owed.key, None, owed.outcome)
+        self._produce_outbox()
         if self.reloader is not None:
             self.reloader.check()
         lags = self.consumer.lag()

@@ -1,13 +1,14 @@
 """The small Kafka client interface both adapters implement.
 
 It is the minimum the engine needs: manual commits, pause/resume for backpressure,
-a rebalance listener (aiokafka's idea) and a delivery callback per produced record.
+a rebalance listener (aiokafka's idea) and a delivery callback per produced record, or one per group of
+records (:meth:`Producer.produce_all`: the engine acknowledges a batch's records together).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from workers.transport.records import OutgoingRecord, Record, TopicPartition
@@ -106,8 +107,44 @@ class TopicAdmin(Protocol):
     def close(self) -> None: ...
 
 
+class AllDelivered:
+    """A group's delivery callback: calls ``on_delivery`` once, when the last of ``count`` records is
+    acknowledged (with that one's ``acked_at``), or at the first refusal (with its error)."""
+
+    __slots__ = ("remaining", "on_delivery")
+
+    def __init__(self, count: int, on_delivery: DeliveryCallback) -> None:
+        self.remaining, self.on_delivery = count, on_delivery
+
+    def __call__(self, error: Exception | None, acked_at: float) -> None:
+        if self.remaining <= 0:  # already reported: a refusal came first
+            return
+        if error is not None:
+            self.remaining = 0
+            self.on_delivery(error, acked_at)
+            return
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.on_delivery(None, acked_at)
+
+
+def produce_each(producer: Producer, records: Sequence[OutgoingRecord], on_delivery: DeliveryCallback) -> None:
+    """:meth:`Producer.produce_all` for a client without a cheaper way: a record at a time, one count."""
+    if not records:
+        on_delivery(None, time.time())
+        return
+    group = AllDelivered(len(records), on_delivery)
+    for record in records:
+        producer.produce(record, group)
+
+
 class Producer(Protocol):
     def produce(self, record: OutgoingRecord, on_delivery: DeliveryCallback) -> None: ...
+
+    def produce_all(self, records: Sequence[OutgoingRecord], on_delivery: DeliveryCallback) -> None:
+        """Produce ``records`` in order with one callback for all of them (:class:`AllDelivered`'s rule): the
+        engine's way, since a Python call per acknowledgement was a tenth of its time a message."""
+        ...
 
     def poll(self) -> None:
         """Serve pending delivery callbacks without blocking."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka as ck
 
 from workers.settings import KafkaSettings
-from workers.transport.base import DeliveryCallback, RebalanceListener, read_until_ended
+from workers.transport.base import AllDelivered, DeliveryCallback, RebalanceListener, read_until_ended
 from workers.transport.records import MAX_RECORD_BYTES, OutgoingRecord, Record, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,31 @@ class ConfluentPartitionReader:
         self._consumer.close()
 
 
+def _acked_at(sent_at: float, msg: ck.Message | None) -> float:
+    """When the broker's acknowledgement came: the send time plus librdkafka's measured latency."""
+    latency = msg.latency() if msg is not None else None
+    return sent_at + latency if latency is not None else time.time()
+
+
+class _Group(AllDelivered):
+    """:class:`AllDelivered` for librdkafka: its bound :meth:`delivered` is each record's callback itself, so an
+    acknowledgement that is not the group's last costs one Python call and a decrement."""
+
+    __slots__ = ("sent_at",)
+
+    def __init__(self, count: int, on_delivery: DeliveryCallback, sent_at: float) -> None:
+        super().__init__(count, on_delivery)
+        self.sent_at = sent_at
+
+    def delivered(self, error: ck.KafkaError | None, msg: ck.Message) -> None:
+        if error is None and self.remaining > 1:
+            self.remaining -= 1
+        elif error is None:
+            self(None, _acked_at(self.sent_at, msg))
+        else:
+            self(ck.KafkaException(error), time.time())
+
+
 class ConfluentProducer:
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
         self._producer = ck.Producer(
@@ -212,17 +237,27 @@ class ConfluentProducer:
         sent_at = time.time()
 
         def delivered(error: ck.KafkaError | None, msg: ck.Message) -> None:
-            latency = msg.latency() if msg is not None else None
-            acked_at = sent_at + latency if latency is not None else time.time()
-            on_delivery(None if error is None else ck.KafkaException(error), acked_at)
+            on_delivery(None if error is None else ck.KafkaException(error), _acked_at(sent_at, msg))
 
+        self._send(record, delivered)
+
+    def produce_all(self, records: Sequence[OutgoingRecord], on_delivery: DeliveryCallback) -> None:
+        if not records:
+            on_delivery(None, time.time())
+            return
+        group = _Group(len(records), on_delivery, time.time())
+        for record in records:
+            self._send(record, group.delivered)
+
+    def _send(self, record: OutgoingRecord, delivered: Callable[[ck.KafkaError | None, ck.Message], None]) -> None:
         while True:
             try:
-                extra = {} if record.partition is None else {"partition": record.partition}
-                self._producer.produce(
-                    record.topic, value=record.value, key=record.key, headers=record.headers, on_delivery=delivered,
-                    **extra,
-                )
+                if record.partition is None:
+                    self._producer.produce(record.topic, record.value, record.key, headers=record.headers,
+                                           on_delivery=delivered)
+                else:
+                    self._producer.produce(record.topic, record.value, record.key, record.partition,
+                                           headers=record.headers, on_delivery=delivered)
                 return
             except BufferError:  # local queue full: serve callbacks and retry
                 self._producer.poll(0.05)

@@ -6,7 +6,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import kafka
@@ -14,7 +14,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from workers.settings import KafkaSettings
-from workers.transport.base import DeliveryCallback, RebalanceListener, read_until_ended
+from workers.transport.base import DeliveryCallback, RebalanceListener, produce_each, read_until_ended
 from workers.transport.records import MAX_RECORD_BYTES, OutgoingRecord, Record, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,9 @@ class KafkaPythonProducer:
                                      partition=record.partition)
         future.add_callback(lambda _meta: self._done.append((on_delivery, None, time.time())))
         future.add_errback(lambda exc: self._done.append((on_delivery, exc, time.time())))
+
+    def produce_all(self, records: Sequence[OutgoingRecord], on_delivery: DeliveryCallback) -> None:
+        produce_each(self, records, on_delivery)
 
     def poll(self) -> None:
         with self._lock:  # callbacks run in the order the broker acknowledged them

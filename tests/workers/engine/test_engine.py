@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -16,7 +17,8 @@ from workers.engine.engine import FatalDeliveryError, StreamEngine
 from workers.engine.handler import Deferred, InvalidMessage, Outcome, Owed, Pending, Result
 from workers.settings import EngineSettings, OnnxSettings
 from workers.tensor.handler import TensorHandler
-from workers.transport.records import Record, TopicPartition
+from workers.transport.base import DeliveryCallback
+from workers.transport.records import OutgoingRecord, Record, TopicPartition
 
 TOPIC = "tensor.requests"
 SAMPLES = [json.loads(line) for line in (ARTIFACTS / "digits" / "samples.jsonl").read_text().splitlines()]
@@ -96,6 +98,38 @@ def test_a_refused_result_stops_the_worker_without_committing_it(handler: Tensor
     with pytest.raises(FatalDeliveryError):
         engine.run()
     assert consumer.committed() == {}
+
+
+class GroupCountingProducer(FakeProducer):
+    def __init__(self) -> None:
+        super().__init__(hold=True)
+        self.groups: list[list[str]] = []
+
+    def produce_all(self, records: Sequence[OutgoingRecord], on_delivery: DeliveryCallback) -> None:
+        self.groups.append([r.topic for r in records])
+        super().produce_all(records, on_delivery)
+
+
+def test_a_batch_and_its_dead_letters_go_out_as_one_group_committed_when_all_of_it_is_acknowledged(
+        handler: TensorHandler) -> None:
+    records = [request(0, o, f"r{o}") for o in range(6)] + [request(0, 6, "bad", b"\xff")]
+    producer = GroupCountingProducer()
+    engine, consumer, _ = make(handler, records, producer, max_batch_wait_ms=0, max_batch_size=64)
+    consumer.subscribe([TOPIC], engine)
+    engine.step()
+    # the dead letter was owed when the poll was decoded, the results when the batch ran
+    assert producer.groups == [["tensor.requests.dlq"] + ["tensor.results"] * 6]
+    first, rest = producer.unacked[:6], producer.unacked[6:]
+    for _record, callback in first:
+        callback(None, 1.0)
+    time.sleep(0.01)  # past the commit interval
+    engine.step()
+    assert consumer.committed() == {}  # one record of the group is still unacknowledged
+    for _record, callback in rest:
+        callback(None, 2.0)
+    time.sleep(0.01)
+    engine.step()
+    assert consumer.committed() == {TopicPartition(TOPIC, 0): 7}
 
 
 def test_backpressure_pauses_at_max_in_flight_and_resumes_at_half(handler: TensorHandler) -> None:

@@ -8,7 +8,7 @@ import pytest
 from workers.client import send
 from workers.settings import KafkaSettings
 from workers.topics import Topics
-from workers.transport.factory import ensure_topics, make_reader
+from workers.transport.factory import ensure_topics, make_producer, make_reader
 from workers.transport.records import OutgoingRecord
 
 pytestmark = pytest.mark.integration
@@ -45,3 +45,24 @@ def test_the_reader_reads_every_partition_from_the_start_or_from_now(kafka: Kafk
     finally:
         from_now.close()
         from_start.close()
+
+
+def test_a_group_of_records_goes_out_in_order_with_one_acknowledgement(kafka: KafkaSettings, topics: dict[str, str]) -> None:
+    ensure_topics(kafka, {topics["output"]: 1})
+    producer = make_producer(kafka, "group-test")
+    acks: list[Exception | None] = []
+    records = [OutgoingRecord(topics["output"], f"v{i}".encode(), b"k", [("n", str(i).encode())]) for i in range(50)]
+    producer.produce_all(records, lambda error, _at: acks.append(error))
+    assert producer.flush(30)
+    producer.close()
+    assert acks == [None]
+    reader = make_reader(kafka, [topics["output"]])
+    try:
+        seen: list[bytes] = []
+        for _ in range(100):
+            seen += [r.value for r in reader.poll(0.1, 100)]
+            if len(seen) >= 50:
+                break
+        assert seen == [f"v{i}".encode() for i in range(50)]
+    finally:
+        reader.close()
