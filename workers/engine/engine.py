@@ -292,7 +292,7 @@ class StreamEngine:
         self._produce_outbox()
 
     def _send_outcome(self, record: Record | None, outcome: Outcome) -> None:
-        """Produce an input's results or its dead-letter record; ``record`` None: results owed by
+        """Queue an input's results or its dead-letter record in the outbox; ``record`` None: results owed by
         housekeeping, which hold no offset (and have no input to dead-letter if they fail)."""
         if isinstance(outcome, Deferred):
             try:
@@ -341,8 +341,9 @@ class StreamEngine:
         )
         m.MESSAGES_DLQ.labels(worker=self.handler.name, topic=self.input_topic, reason=invalid.code).inc()
         self._outbox.append(dead_letter(record, self.dlq_topic, self.handler.name, invalid.code, invalid.detail))
-        self._outbox_inputs.append(_Completion(record.tp, record.offset, record.timestamp_ms, to_dlq=True,
-                                               state=self._state_writes.pop((record.tp, record.offset), None)))
+        tp = record.tp
+        self._outbox_inputs.append(_Completion(tp, record.offset, record.timestamp_ms, to_dlq=True,
+                                               state=self._state_writes.pop((tp, record.offset), None)))
 
     def _produce_outbox(self) -> None:
         """Produce what the batch or loop turn owes, in order, as one group with one acknowledgement."""

@@ -245,9 +245,9 @@ class ConfluentProducer:
         if not records:
             on_delivery(None, time.time())
             return
-        group = _Group(len(records), on_delivery, time.time())
+        delivered = _Group(len(records), on_delivery, time.time()).delivered  # one bound method for the group
         for record in records:
-            self._send(record, group.delivered)
+            self._send(record, delivered)
 
     def _send(self, record: OutgoingRecord, delivered: Callable[[ck.KafkaError | None, ck.Message], None]) -> None:
         while True:
