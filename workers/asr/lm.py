@@ -1,8 +1,8 @@
 """Language models for the finals' CTC prefix beam search: characters and words.
 
-Partials stay greedy (cheap, per chunk); a segment's final is re-decoded once over the segment's stored
-log-probabilities with the beam and these models, which fix spellings the acoustic model hears only
-approximately ("the exibition" -> "the exhibition", "fie" -> "five").
+Partials search with them as the audio comes (:class:`PrefixSearch`, carried from chunk to chunk); without
+a second pass a segment's final is searched once over the segment's stored log-probabilities. They fix
+spellings the acoustic model hears only approximately ("the exibition" -> "the exhibition", "fie" -> "five").
 
 - :class:`CharLM`, a character n-gram (Witten-Bell), scores every character: ``lm.txt.gz``.
 - :class:`WordLM`, a word bigram (Witten-Bell) with its vocabulary, scores every finished word, and a word
@@ -324,127 +324,169 @@ def _frames(log_probs: np.ndarray, prune: float) -> Iterator[_Frame]:
         yield _Frame([(row[i], chars[i]) for i in tokens])
 
 
+class PrefixSearch:
+    """CTC prefix beam search fed a segment's frames block by block (partials search as the audio comes; a
+    final searches its whole segment at once: :func:`beam_search`). Feeding the frames in any blocks finds
+    what one call over all of them finds.
+
+    A prefix scores its CTC probability plus ``alpha * log P_char + beta`` per character and, with ``words``,
+    ``gamma * log P_word`` per finished word and ``unknown`` once for a word outside the vocabulary (``-inf``:
+    the vocabulary is closed, no other word is tried). Per frame, characters below ``prune`` are not tried,
+    nor extensions scoring ``margin`` below the best prefix of the frame before.
+
+    It is every final's cost, and every partial's with a partial beam (pure Python), so it is written for
+    speed: the hottest log-sum-exps are spelled out in place, each prefix carries its character LM context,
+    its last word and its frames (as a linked list), and a prefix the margin rules out tries only the blank
+    and its last character. It finds bit for bit what the plain search finds
+    (``tests/workers/asr/reference_search.py``)."""
+
+    __slots__ = ("lm", "beam", "alpha", "beta", "prune", "words", "gamma", "unknown", "margin", "beams",
+                 "best_score", "frames_seen")
+
+    def __init__(self, lm: CharLM, beam: int = 8, alpha: float = 0.5, beta: float = 1.0, prune: float = -8.0,
+                 words: WordLM | None = None, gamma: float = 0.0, unknown: float = 0.0,
+                 margin: float = math.inf) -> None:
+        self.lm, self.beam, self.alpha, self.beta, self.prune = lm, beam, alpha, beta, prune
+        self.words, self.gamma, self.unknown, self.margin = words, gamma, unknown, margin
+        # prefix -> [log p ending in blank, log p ending in a character, LM score, frames, the char LM's
+        # context, the word the prefix ends in ("" after a space)]; frames: the frame each character was
+        # emitted at, as a linked list (frame, frames before) from the last. Kept best first.
+        self.beams: dict[str, list] = {"": [0.0, -math.inf, 0.0, None, lm.context(""), ""]}
+        self.best_score = 0.0
+        self.frames_seen = 0
+
+    def _word_score(self, prefix: str) -> float:
+        """Score of the word ``prefix`` ends with (``prefix`` has no trailing space)."""
+        words = self.words
+        assert words is not None
+        before, word = _last_word(prefix)
+        if self.unknown == -math.inf and word not in words.vocabulary:
+            return -math.inf  # the beginning of a known word, not a word
+        return self.gamma * words.logp(before, word)
+
+    def advance(self, log_probs: np.ndarray) -> None:
+        """Search on through the next frames ``log_probs`` [T, vocab]."""
+        neg = -math.inf
+        log, exp = math.log, math.exp
+        words, unknown, alpha, beta, margin = self.words, self.unknown, self.alpha, self.beta, self.margin
+        known = words.prefixes if words is not None else frozenset()
+        context_logp = self.lm.context_logp
+        word_score = self._word_score
+        beams, best_score, beam = self.beams, self.best_score, self.beam
+        for t, frame in enumerate(_frames(log_probs, self.prune), self.frames_seen):
+            floor = best_score - margin
+            nxt: dict[str, list] = {}
+            get = nxt.get
+            for prefix, (pb, pnb, lm_score, frames, context, word) in beams.items():
+                if pb == neg:
+                    total = pnb
+                elif pnb == neg:
+                    total = pb
+                elif pb > pnb:
+                    total = pb + log(1.0 + exp(pnb - pb))
+                else:
+                    total = pnb + log(exp(pb - pnb) + 1.0)
+                last = prefix[-1] if prefix else None
+                candidates = frame.candidates
+                if total + frame.best_char + lm_score + beta < floor:
+                    # no extension of it can pass the margin check below (that for the best character fails):
+                    # skip straight to the candidates that can still do something, as the loop would
+                    candidates = frame.staying(last)
+                for p, char in candidates:
+                    if char is None:  # the blank
+                        e, x = get(prefix), total + p
+                        if e is None:
+                            nxt[prefix] = [x, neg, lm_score, frames, context, word]
+                        else:
+                            e[0] = _logsumexp(e[0], x)
+                        continue
+                    if char == last:
+                        e, x = get(prefix), pnb + p  # a repeat collapses into the same character
+                        if e is None:
+                            nxt[prefix] = [neg, x, lm_score, frames, context, word]
+                        else:
+                            e[1] = _logsumexp(e[1], x)
+                        if pb == neg:
+                            continue
+                        source = pb  # a blank in between: a doubled letter
+                    else:
+                        source = total
+                    if source + p + lm_score + beta < floor:
+                        continue  # cannot come near the best prefix: the LM only lowers it further
+                    x = source + p
+                    if char == " " and (not prefix or last == " "):
+                        e = get(prefix)  # no leading or double spaces
+                        if e is None:
+                            nxt[prefix] = [neg, x, lm_score, frames, context, word]
+                        else:
+                            e[1] = _logsumexp(e[1], x)
+                        continue
+                    extended = prefix + char
+                    e = get(extended)
+                    if e is not None:
+                        e[1] = _logsumexp(e[1], x)
+                        continue
+                    score = lm_score + alpha * context_logp(context, char) + beta
+                    grown = "" if char == " " else word + char
+                    if words is not None:
+                        if char == " ":
+                            score += word_score(prefix)
+                        elif grown not in known and (not word or word in known):
+                            score += unknown  # the word just left the vocabulary
+                    if score != neg:
+                        nxt[extended] = [neg, x, score, (t, frames), (context + char)[1:], grown]
+            if not nxt:  # no blank above ``prune``, and no prefix may take the letter heard (a closed vocabulary)
+                continue  # every prefix would pay the same for this frame: skip it
+            entries = list(nxt.items())
+            ranks = [-((pb if pnb == neg else pnb if pb == neg else pb + log(1.0 + exp(pnb - pb)) if pb > pnb
+                        else pnb + log(exp(pb - pnb) + 1.0)) + lm_score) for pb, pnb, lm_score, _, _, _ in nxt.values()]
+            kept = sorted(range(len(ranks)), key=ranks.__getitem__)[:beam]  # stable: ties keep their order
+            beams = {entries[i][0]: entries[i][1] for i in kept}
+            best_score = -ranks[kept[0]]
+        self.beams, self.best_score = beams, best_score
+        self.frames_seen += len(log_probs)
+
+    def leading(self) -> tuple[str, list[int]]:
+        """The best prefix so far, as a partial shows it (the segment may go on: no word or sentence is
+        closed), and the frame each of its characters was first emitted at."""
+        prefix, entry = next(iter(self.beams.items()))
+        return self._text_and_frames(prefix, entry)
+
+    def result(self) -> tuple[str, list[int]]:
+        """The segment's text once it ends (it closes the last word, and the sentence), and per character
+        the frame it was first emitted at."""
+        neg, lm, words, alpha, gamma = -math.inf, self.lm, self.words, self.alpha, self.gamma
+
+        def closed(item: tuple[str, list]) -> float:
+            prefix, (pb, pnb, lm_score, *_) = item
+            score = _logsumexp(pb, pnb) + lm_score + alpha * lm.logp(prefix, " ")
+            text = prefix.rstrip(" ")
+            if words is not None and text:
+                if not prefix.endswith(" "):
+                    score += self._word_score(text)
+                score += gamma * words.logp(_last_word(text)[1], WordLM.END)
+            return score
+
+        best = max(self.beams.items(), key=closed)
+        if closed(best) == neg:
+            return "", []  # every prefix ends inside a word of a closed vocabulary
+        return self._text_and_frames(*best)
+
+    @staticmethod
+    def _text_and_frames(prefix: str, entry: list) -> tuple[str, list[int]]:
+        frames, node = [], entry[3]
+        while node is not None:
+            frame, node = node
+            frames.append(frame)
+        text = prefix.rstrip()
+        return text, frames[::-1][: len(text)]
+
+
 def beam_search(log_probs: np.ndarray, lm: CharLM, beam: int = 8, alpha: float = 0.5, beta: float = 1.0,
                 prune: float = -8.0, words: WordLM | None = None, gamma: float = 0.0, unknown: float = 0.0,
                 margin: float = math.inf) -> tuple[str, list[int]]:
-    """CTC prefix beam search over ``log_probs`` [T, vocab]. A prefix scores its CTC probability plus
-    ``alpha * log P_char + beta`` per character and, with ``words``, ``gamma * log P_word`` per finished word
-    and ``unknown`` once for a word outside the vocabulary (``-inf``: the vocabulary is closed, no other word
-    is tried). Per frame, characters below ``prune`` are not
-    tried, nor extensions scoring ``margin`` below the best prefix of the frame before. Returns the text
-    and, per character, the frame it was first emitted at.
-
-    It is every final's cost (pure Python, in :mod:`workers.asr.finals`' processes), so it is written for
-    speed: the hottest log-sum-exps are spelled out in place, each prefix carries its character LM context, its
-    last word and its frames (as a linked list), and a prefix the margin rules out tries only the blank and its
-    last character. It finds bit for bit what the plain search finds (``tests/workers/asr/reference_search.py``)."""
-    neg = -math.inf
-    log, exp = math.log, math.exp
-    known = words.prefixes if words is not None else frozenset()
-    closed_vocabulary = words is not None and unknown == neg
-    context_logp = lm.context_logp
-
-    def word_score(prefix: str) -> float:
-        """Score of the word ``prefix`` ends with (``prefix`` has no trailing space)."""
-        assert words is not None
-        before, word = _last_word(prefix)
-        if closed_vocabulary and word not in words.vocabulary:
-            return neg  # the beginning of a known word, not a word
-        return gamma * words.logp(before, word)
-
-    # prefix -> [log p ending in blank, log p ending in a character, LM score, frames, the char LM's context,
-    # the word the prefix ends in ("" after a space)]; frames: the frame each character was emitted at, as a
-    # linked list (frame, frames before) from the last
-    beams: dict[str, list] = {"": [0.0, neg, 0.0, None, lm.context(""), ""]}
-    best_score = 0.0
-    for t, frame in enumerate(_frames(log_probs, prune)):
-        floor = best_score - margin
-        nxt: dict[str, list] = {}
-        get = nxt.get
-        for prefix, (pb, pnb, lm_score, frames, context, word) in beams.items():
-            if pb == neg:
-                total = pnb
-            elif pnb == neg:
-                total = pb
-            elif pb > pnb:
-                total = pb + log(1.0 + exp(pnb - pb))
-            else:
-                total = pnb + log(exp(pb - pnb) + 1.0)
-            last = prefix[-1] if prefix else None
-            candidates = frame.candidates
-            if total + frame.best_char + lm_score + beta < floor:
-                # no extension of it can pass the margin check below (that for the best character fails):
-                # skip straight to the candidates that can still do something, as the loop would
-                candidates = frame.staying(last)
-            for p, char in candidates:
-                if char is None:  # the blank
-                    e, x = get(prefix), total + p
-                    if e is None:
-                        nxt[prefix] = [x, neg, lm_score, frames, context, word]
-                    else:
-                        e[0] = _logsumexp(e[0], x)
-                    continue
-                if char == last:
-                    e, x = get(prefix), pnb + p  # a repeat collapses into the same character
-                    if e is None:
-                        nxt[prefix] = [neg, x, lm_score, frames, context, word]
-                    else:
-                        e[1] = _logsumexp(e[1], x)
-                    if pb == neg:
-                        continue
-                    source = pb  # a blank in between: a doubled letter
-                else:
-                    source = total
-                if source + p + lm_score + beta < floor:
-                    continue  # cannot come near the best prefix: the LM only lowers it further
-                x = source + p
-                if char == " " and (not prefix or last == " "):
-                    e = get(prefix)  # no leading or double spaces
-                    if e is None:
-                        nxt[prefix] = [neg, x, lm_score, frames, context, word]
-                    else:
-                        e[1] = _logsumexp(e[1], x)
-                    continue
-                extended = prefix + char
-                e = get(extended)
-                if e is not None:
-                    e[1] = _logsumexp(e[1], x)
-                    continue
-                score = lm_score + alpha * context_logp(context, char) + beta
-                grown = "" if char == " " else word + char
-                if words is not None:
-                    if char == " ":
-                        score += word_score(prefix)
-                    elif grown not in known and (not word or word in known):
-                        score += unknown  # the word just left the vocabulary
-                if score != neg:
-                    nxt[extended] = [neg, x, score, (t, frames), (context + char)[1:], grown]
-        if not nxt:  # no blank above ``prune``, and no prefix may take the letter heard (a closed vocabulary)
-            continue  # every prefix would pay the same for this frame: skip it
-        entries = list(nxt.items())
-        ranks = [-((pb if pnb == neg else pnb if pb == neg else pb + log(1.0 + exp(pnb - pb)) if pb > pnb
-                    else pnb + log(exp(pb - pnb) + 1.0)) + lm_score) for pb, pnb, lm_score, _, _, _ in nxt.values()]
-        kept = sorted(range(len(ranks)), key=ranks.__getitem__)[:beam]  # stable: ties keep their order
-        beams = {entries[i][0]: entries[i][1] for i in kept}
-        best_score = -ranks[kept[0]]
-
-    def closed(item: tuple[str, list]) -> float:
-        """The score once the segment ends: it closes the last word, and the sentence."""
-        prefix, (pb, pnb, lm_score, *_) = item
-        score = _logsumexp(pb, pnb) + lm_score + alpha * lm.logp(prefix, " ")
-        text = prefix.rstrip(" ")
-        if words is not None and text:
-            if not prefix.endswith(" "):
-                score += word_score(text)
-            score += gamma * words.logp(_last_word(text)[1], WordLM.END)
-        return score
-
-    best = max(beams.items(), key=closed)
-    if closed(best) == neg:
-        return "", []  # every prefix ends inside a word of a closed vocabulary
-    frames, node = [], best[1][3]
-    while node is not None:
-        frame, node = node
-        frames.append(frame)
-    text = best[0].rstrip()
-    return text, frames[::-1][: len(text)]
+    """:class:`PrefixSearch` over a whole segment's ``log_probs`` [T, vocab]: its text and, per character, the
+    frame it was first emitted at."""
+    search = PrefixSearch(lm, beam, alpha, beta, prune, words, gamma, unknown, margin)
+    search.advance(log_probs)
+    return search.result()

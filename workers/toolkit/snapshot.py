@@ -10,6 +10,9 @@ when writing, so a class added to the state later fails a test, not a restore.
 Layout: 4-byte big-endian length, a JSON tree, then the arrays' bytes. Tree nodes: JSON scalars as they are;
 ``{"L": [..]}`` list, ``{"T": [..]}`` tuple, ``{"D": [[k, v], ..]}`` dict, ``{"A": [start, dtype, shape]}``
 array, ``{"N": [start, dtype]}`` numpy scalar, ``{"B": [start, size]}`` bytes, ``{"O": [class, {attr: node}]}``.
+
+A class may name attributes that are derived from the rest and rebuilt on use (a search over frames the state
+also holds) in ``__snapshot_exclude__``: they are not written, and come back as None.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ def _attributes(obj: object) -> dict[str, Any]:
     for cls in type(obj).__mro__:
         slots = cls.__dict__.get("__slots__", ())
         names += [slots] if isinstance(slots, str) else list(slots)
-    values = {n: getattr(obj, n) for n in names if n != "__weakref__" and hasattr(obj, n)}
-    return values | dict(getattr(obj, "__dict__", {}))
+    skipped = {"__weakref__", *getattr(type(obj), "__snapshot_exclude__", ())}
+    values = {n: getattr(obj, n) for n in names if n not in skipped and hasattr(obj, n)}
+    return values | {k: v for k, v in getattr(obj, "__dict__", {}).items() if k not in skipped}
 
 
 class SnapshotCodec:
@@ -113,6 +117,8 @@ class SnapshotCodec:
                 obj = cls.__new__(cls)
                 for key, value in values.items():
                     object.__setattr__(obj, key, value)
+                for key in getattr(cls, "__snapshot_exclude__", ()):
+                    object.__setattr__(obj, key, None)
                 return obj
             raise ValueError(f"unknown snapshot node {tag!r}")
 

@@ -51,3 +51,22 @@ def test_only_the_named_classes_are_written_or_built() -> None:
     data = SnapshotCodec(Plain, Inner, Point, Frozen).encode(Plain())
     with pytest.raises(ValueError, match="not one this codec may build"):
         SnapshotCodec(Inner, Point, Frozen).decode(data)
+
+
+class Unwritable:
+    """Stands for what a snapshot must not hold: an object of no named class."""
+
+
+@dataclass(slots=True)
+class WithDerived:
+    __snapshot_exclude__ = ("derived",)
+
+    kept: list[int] = field(default_factory=list)
+    derived: object | None = None
+
+
+def test_excluded_attributes_are_not_written_and_come_back_as_none() -> None:
+    codec = SnapshotCodec(WithDerived)
+    back = codec.decode(codec.encode(WithDerived([1, 2], Unwritable())))
+    assert back.kept == [1, 2]
+    assert back.derived is None
