@@ -2,7 +2,9 @@
 
 Each set goes through four systems in the same run:
 
-- **partials**: the streaming first pass alone (greedy CTC; a segment's last partial is its greedy text);
+- **partials**: what a listener last saw of each segment before its final: its last partial (the partials'
+  beam search with the language models, ``partial_beam``), each clip followed by 1 s of silence as a
+  speaker pauses, so the segment ends at its endpoint after partials that heard all of it;
 - **finals**: what the worker sends as finals (the second pass: Whisper tiny.en over the segment's audio;
   the CTC beam search for a stream with a phrase list);
 - **floor**: the streaming model's own finals (the CTC beam search with its language models, no second
@@ -27,6 +29,8 @@ from models import ARTIFACTS
 DEFAULT_SETS = ("ljspeech_held_out", "ljspeech_held_out_8khz", "fsdd_jackson", "fsdd_jackson_at_-50dbfs",
                 "fsdd_jackson_at_-30dbfs", "fsdd_jackson_at_-10dbfs", "fsdd_jackson_digit_prompt", "pocketsphinx")
 SYSTEMS = ("partials", "finals", "floor", "anchor")
+PAUSE_S = 1.0
+"""Silence after each clip for the partials: longer than the endpoint (0.8 s), as a speaker pauses."""
 
 
 def _streaming(model_dir: Path, system: str) -> Callable[[list[str], Any], list[str]]:
@@ -40,6 +44,8 @@ def _streaming(model_dir: Path, system: str) -> Callable[[list[str], Any], list[
     recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), settings)
 
     def run(paths: list[str], phrases: Any) -> list[str]:
+        if system == "partials":
+            return [r["partials"] for r in transcribe(paths, recognizer, phrases=phrases, pause_s=PAUSE_S)]
         return [r["text"] for r in transcribe(paths, recognizer, phrases=phrases)]
 
     return run

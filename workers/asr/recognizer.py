@@ -6,7 +6,9 @@ Per stream: a resampler, the log-mel carry-over, frames waiting for an even coun
 (convolution caches and GRU state), and the greedy CTC decoder of the current segment. A segment ends
 (a *final*) at end of stream or after ``endpoint_s`` without speech following speech (see :class:`Decoder`
 for what counts as speech).
-Partials are greedy CTC. A final gets a second pass once: its audio re-decoded by the attention decoder
+Partials are a CTC beam search with the model's language models, carried from chunk to chunk, showing its best
+prefix closed as if the segment ended there (``partial_beam``; 0: greedy CTC). A final gets a second pass
+once: its audio re-decoded by the attention decoder
 (Whisper tiny.en in the model's ``whisper/`` folder: two-pass recognition; a stream's phrase list holds it to
 its phrases), or, for a model without it or with the second pass off, a beam search with the model's
 language models (``lm.txt.gz``): here, or by the caller (``defer_search``; the worker runs it in another process, see ``workers.asr.finals``).
@@ -15,7 +17,7 @@ language models (``lm.txt.gz``): here, or by the caller (``defer_search``; the w
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from workers.asr.audio import HOP, N_MELS, SAMPLE_RATE, FeatureStream, Resampler, push_features, resample_many
 from workers.asr.level import LevelControl
-from workers.asr.lm import GREEDY, LanguageModels, Phrases, Searched, SearchSettings
+from workers.asr.lm import GREEDY, LanguageModels, Phrases, PrefixSearch, Searched, SearchSettings
 from workers.asr.punctuation import Punctuator
 from workers.asr.text import ALPHABET, BLANK, spoken
 from workers.asr.whisper import Decoded, Whisper, WordList
@@ -110,7 +112,9 @@ class Segment:
 
 @dataclass(slots=True)
 class Decoder:
-    """Greedy CTC over the current segment, with the time of every emitted character.
+    """Greedy CTC over the current segment, with the time of every emitted character, and the partials' beam
+    search over the segment's stored frames when the recogniser has one (``search``: rebuilt from
+    ``log_probs`` after a restore, so the changelog does not carry it).
 
     A frame is *voiced* when greedy emits a letter there, or when the letters' probability mass reaches
     the recogniser's ``speech_probability`` although the blank still wins: a short word said softly
@@ -125,13 +129,19 @@ class Decoder:
     first_time: float | None = None
     closed: list[Word] = field(default_factory=list)  # words() so far that a space ended
     closed_tokens: int = 0  # tokens those words used
+    search: PrefixSearch | None = None
+
+    __snapshot_exclude__ = ("search",)
 
     def push(self, best: np.ndarray, voiced: np.ndarray, first_time: float, frame_s: float,
              log_probs: np.ndarray | None = None) -> None:
         if log_probs is not None and len(log_probs):
-            self.log_probs.append(log_probs.astype(np.float16))
+            stored = log_probs.astype(np.float16)
+            self.log_probs.append(stored)
             if self.first_time is None:
                 self.first_time = first_time
+            if self.search is not None:  # over what is stored, as a rebuilt search would be
+                self.search.advance(stored.astype(np.float32))
         for i, (token, loud) in enumerate(zip(best.tolist(), voiced.tolist(), strict=True)):
             if token != self.previous and token != BLANK:
                 if not (token == SPACE and (not self.tokens or self.tokens[-1] == SPACE)):
@@ -382,7 +392,8 @@ class Recognizer:
     def __init__(self, model: AcousticModel, endpoint_s: float = 0.8, max_segment_s: float = 30.0,
                  search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0,
                  punctuate: bool = True, second_pass: bool = True, level_control: bool = True,
-                 no_speech: tuple[float, float] = (0.6, -0.4)) -> None:
+                 no_speech: tuple[float, float] = (0.6, -0.4), partial_beam: int = 0,
+                 partial_margin: float | None = None, partial_prune: float | None = None) -> None:
         self.model = model
         self.no_speech = no_speech
         self.level_control = level_control
@@ -395,13 +406,19 @@ class Recognizer:
         self.max_segment_s = max_segment_s
         self.lm = model.lm if search.beam > 0 else None
         self.search_settings = search
+        self.partial_search = replace(search, beam=partial_beam, margin=partial_margin or search.margin,
+                                      prune=search.prune if partial_prune is None else partial_prune) \
+            if partial_beam > 0 and model.lm is not None else None
+        """The partials' beam search (the finals' weights, its own beam, margin and prune); None: partials are
+        greedy."""
 
     @classmethod
     def from_settings(cls, model: AcousticModel, settings: AsrSettings) -> Recognizer:
         return cls(model, settings.endpoint_s, settings.max_segment_s, SearchSettings.of(settings),
                    settings.speech_probability, settings.min_word_confidence, settings.punctuate,
                    settings.second_pass, settings.level_control,
-                   (settings.no_speech_threshold, settings.no_speech_logprob))
+                   (settings.no_speech_threshold, settings.no_speech_logprob), settings.partial_beam,
+                   settings.partial_margin, settings.partial_prune)
 
     def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -452,6 +469,24 @@ class Recognizer:
         words on them."""
         return self.lm is not None or self.whisper is not None
 
+    @property
+    def keeps_frames(self) -> bool:
+        """A segment's frames are stored: for its final (:attr:`keeps_lattice`), or to rebuild the partials'
+        search after a restore."""
+        return self.keeps_lattice or self.partial_search is not None
+
+    def _searching(self, decoder: Decoder) -> Decoder:
+        """``decoder`` with the partials' search over its stored frames (a new segment's, or one restored)."""
+        if self.partial_search is not None and decoder.search is None:
+            assert self.model.lm is not None
+            settings = self.partial_search
+            decoder.search = PrefixSearch(self.model.lm.chars, settings.beam, settings.lm_weight, settings.lm_bonus,
+                                          settings.prune, self.model.lm.words if settings.word_weight else None,
+                                          settings.word_weight, settings.unknown_word, settings.margin)
+            if decoder.log_probs:
+                decoder.search.advance(np.concatenate(decoder.log_probs).astype(np.float32))
+        return decoder
+
     def _voiced(self, log_probs: np.ndarray, best: np.ndarray) -> np.ndarray:
         """Per frame ([..., frames]): speech is heard (see :class:`Decoder`). Soft evidence counts only with
         a beam search to find its words. (A stream's first :data:`STARTUP_FRAMES` never count: the caller.)"""
@@ -469,8 +504,9 @@ class Recognizer:
             start = 0
             while start < len(best):
                 stop = self._endpoint(stream.decoder, voiced, start)
-                stream.decoder.push(best[start:stop], voiced[start:stop], (stream.frames_done + start) * frame_s,
-                                    frame_s, log_probs[start:stop] if self.keeps_lattice else None)
+                self._searching(stream.decoder).push(
+                    best[start:stop], voiced[start:stop], (stream.frames_done + start) * frame_s, frame_s,
+                    log_probs[start:stop] if self.keeps_frames else None)
                 position = (stream.frames_done + stop) * frame_s
                 speech = stream.decoder.heard
                 if speech and stream.decoder.silent_frames >= self.endpoint_frames:
@@ -521,7 +557,16 @@ class Recognizer:
         return len(voiced)
 
     def _segment(self, stream: Stream, final: bool, end_s: float) -> Segment:
-        words = stream.decoder.words(self.model.frame_s) if stream.decoder.heard else []
+        decoder, frame_s = stream.decoder, self.model.frame_s
+        if not decoder.heard:
+            words = []
+        elif not final and decoder.search is not None:
+            text, frames = decoder.search.result()
+            start = decoder.first_time or 0.0
+            words = Decoder(tokens=[ALPHABET.index(c) + 1 for c in text],
+                            times=[start + f * frame_s for f in frames]).words(frame_s)
+        else:
+            words = decoder.words(frame_s)
         return Segment(stream.segment, " ".join(w.word for w in words), words, final, stream.segment_start_s, end_s)
 
     def search(self, lattice: np.ndarray, phrases: Phrases | None = None) -> Searched:

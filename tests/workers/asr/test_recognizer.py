@@ -3,8 +3,9 @@ import pytest
 
 from models import ARTIFACTS
 from workers.asr.audio import read_wav
-from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM
-from workers.asr.recognizer import SPACE, AcousticModel, Decoder, Recognizer, Segment, confidences
+from workers.asr.handler import STREAM_CODEC
+from workers.asr.lm import CharLM, LanguageModels, Phrases, SearchSettings, WordLM, beam_search
+from workers.asr.recognizer import SPACE, AcousticModel, Decoder, Recognizer, Segment, Stream, confidences
 from workers.asr.text import ALPHABET, VOCAB_SIZE
 from workers.asr.settings import AsrSettings
 from workers.settings import OnnxSettings
@@ -165,6 +166,46 @@ def test_a_word_too_soft_for_greedy_decoding_opens_a_segment_the_beam_search_dec
     assert [(s.text, s.reason) for s in run_chunks(strict, 12) if s.final] == [("", "end_of_stream")]
 
 
+MISHEARD = [{}] * 3 + [{"s": 0.9}, {"e": 0.5, "i": 0.4}, {"x": 0.9}, {" ": 0.9}, {"t": 0.9}, {"w": 0.9}, {"o": 0.9}]
+"""\"six two" with the vowel of "six" heard a little more as "e": greedy decoding writes "sex"."""
+
+
+def partial_texts(recognizer: Recognizer, stream: Stream, chunks: int) -> list[str]:
+    seen = []
+    for _ in range(chunks):
+        seen += recognizer.accept([stream], [np.zeros(1600, np.float32)], [False])[0]
+    return [s.text for s in seen if not s.final]
+
+
+def test_partials_are_searched_with_the_language_models_as_the_audio_comes() -> None:
+    greedy = Recognizer(LatticeModel(lattice(MISHEARD)))
+    assert partial_texts(greedy, greedy.new_stream(16000), 3)[-1] == "sex two"
+    searching = Recognizer(LatticeModel(lattice(MISHEARD)), search=SearchSettings.of(AsrSettings()), partial_beam=8)
+    stream = searching.new_stream(16000)
+    partials = partial_texts(searching, stream, 3)
+    assert partials[-1] == "six two"
+    # what a partial shows is the search over the segment's frames so far, found chunk by chunk
+    frames = np.concatenate(stream.decoder.log_probs).astype(np.float32)
+    assert beam_search(frames, searching.model.lm.chars, 8, 0.3, 1.0, -8.0, searching.model.lm.words, 0.4, -5.0,
+                       7.0)[0] == "six two"
+    assert [w.word for w in searching.accept([stream], [np.zeros(1600, np.float32)], [False])[0][0].words] == [
+        "six", "two"]
+
+
+def test_a_restored_streams_partials_search_is_rebuilt_from_its_frames() -> None:
+    """The changelog does not carry the search (derived state): a restored stream rebuilds it from the
+    segment's stored frames and goes on showing what the original shows."""
+    original = Recognizer(LatticeModel(lattice(MISHEARD)), search=SearchSettings.of(AsrSettings()), partial_beam=8)
+    restored_model = LatticeModel(lattice(MISHEARD))
+    restored = Recognizer(restored_model, search=SearchSettings.of(AsrSettings()), partial_beam=8)
+    stream = original.new_stream(16000)
+    partial_texts(original, stream, 1)
+    restored_model.position = original.model.position  # the restored worker's model goes on where it was
+    copy = STREAM_CODEC.decode(STREAM_CODEC.encode(stream))
+    assert stream.decoder.search is not None and copy.decoder.search is None
+    assert partial_texts(restored, copy, 2) == partial_texts(original, stream, 2)
+
+
 def test_a_tentative_final_that_found_no_word_is_not_reported() -> None:
     def segment(text: str, final: bool = True, tentative: bool = True, reason: str | None = "endpoint") -> Segment:
         return Segment(0, text, [], final, 0.0, 1.0, reason, tentative=tentative)
@@ -233,3 +274,18 @@ def test_a_final_word_carries_its_confidence_and_words_below_the_floor_are_dropp
     recognizer = Recognizer(LatticeModel(rows), search=search)
     (partial,) = recognizer.accept([recognizer.new_stream(16000)], [np.zeros(1600, np.float32)], [False])[0]
     assert not partial.final and partial.words and "confidence" not in partial.words[0].as_dict()
+
+
+def test_transcribe_reports_each_segments_last_partial_after_a_pause(tmp_path) -> None:
+    """What `workers evaluate asr` scores as partials: per segment, the partial shown just before its final."""
+    from workers.asr.audio import write_wav
+    from workers.asr.transcribe import transcribe
+
+    script = tokens_of("hi you") + [0] * 50 + tokens_of("ok")
+    path = tmp_path / "speech.wav"
+    write_wav(path, np.zeros(16000 * 2, np.float32), 16000)
+    recognizer = Recognizer(ScriptedModel(script), endpoint_s=0.6)
+    (result,) = transcribe([path], recognizer, pause_s=1.0)
+    assert result["text"] == "hi you ok" and result["partials"] == "hi you ok"
+    assert [s["text"] for s in result["segments"]] == ["hi you", "ok"]
+    assert result["audio_s"] == 3.0  # the pause is sent as audio
