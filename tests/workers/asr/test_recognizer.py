@@ -242,7 +242,7 @@ def test_silence_before_speech_is_not_kept_for_the_search() -> None:
 
 def test_a_streams_phrase_list_shapes_its_finals_and_marks_other_words_unknown() -> None:
     """ "six two" said clearly: a closed list of "six" keeps only it; an open one reports "two" as [unk],
-    with its time; the partials stay greedy."""
+    with its time; partials stay open dictation (greedy here: no partial search)."""
     spoken = [{}] * 3 + [{"s": 0.9}, {"i": 0.9}, {"x": 0.9}, {" ": 0.9}, {"t": 0.9}, {"w": 0.9}, {"o": 0.9}]
     search = SearchSettings.of(AsrSettings())
     found = {}
