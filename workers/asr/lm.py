@@ -446,12 +446,6 @@ class PrefixSearch:
         self.beams, self.best_score = beams, best_score
         self.frames_seen += len(log_probs)
 
-    def leading(self) -> tuple[str, list[int]]:
-        """The best prefix so far, as a partial shows it (the segment may go on: no word or sentence is
-        closed), and the frame each of its characters was first emitted at."""
-        prefix, entry = next(iter(self.beams.items()))
-        return self._text_and_frames(prefix, entry)
-
     def result(self) -> tuple[str, list[int]]:
         """The segment's text once it ends (it closes the last word, and the sentence), and per character
         the frame it was first emitted at."""
