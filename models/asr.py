@@ -464,7 +464,7 @@ def evaluate(model_dir: Path = ARTIFACTS / NAME, sets: list[str] | None = None) 
     from workers.settings import OnnxSettings
 
     chosen_sets = asr_data.evaluation_sets(sets or list(asr_data.ACOUSTIC_SETS))
-    as_trained = AsrSettings(second_pass=False, level_control=False)
+    as_trained = AsrSettings(second_pass=False, level_control=False, partial_beam=0)  # finals only: no partial search
     recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), as_trained)
     report: dict[str, Any] = {}
     for name, chosen in chosen_sets.items():

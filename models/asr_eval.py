@@ -39,8 +39,8 @@ def _streaming(model_dir: Path, system: str) -> Callable[[list[str], Any], list[
     from workers.asr.transcribe import transcribe
     from workers.settings import OnnxSettings
 
-    settings = {"partials": AsrSettings(second_pass=False, beam=0), "finals": AsrSettings(),
-                "floor": AsrSettings(second_pass=False)}[system]
+    settings = {"partials": AsrSettings(second_pass=False, beam=0),  # scored on partials only: greedy finals
+                "finals": AsrSettings(partial_beam=0), "floor": AsrSettings(second_pass=False, partial_beam=0)}[system]
     recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), settings)
 
     def run(paths: list[str], phrases: Any) -> list[str]:
