@@ -1,5 +1,6 @@
 """Speech end to end through the real broker: a WAV file streamed as PCM16 chunks (``workers mic --wav``)
-yields partials, then a final equal to ``workers transcribe`` on the same file; two streams interleave;
+yields partials (the language-model search, as the recogniser writes them in process), then a final equal to
+``workers transcribe`` on the same file; two streams interleave;
 bad chunks land in the DLQ with their reason and original bytes; a word too soft for greedy decoding is
 found, a digit prompt's phrase list turns a misheard digit into the digit, and quiet noise yields no word."""
 
@@ -18,6 +19,7 @@ from workers.asr.audio import float_to_pcm16
 from workers.asr.live import run_mic, wav_chunks
 from workers.asr.text import spoken
 from workers.asr.protocol import chunk_headers
+from workers.asr.settings import AsrSettings
 from workers.client import send
 from workers.transport.records import OutgoingRecord
 
@@ -60,6 +62,30 @@ def test_a_streamed_wav_yields_partials_then_the_final_transcribe_gives(kafka, t
         # a searched final's words carry their confidence; a partial's words do not
         assert all(0 <= w["confidence"] <= 1 for f in finals for w in f["words"])
         assert not any("confidence" in w for r in partials for w in r["words"])
+        # partials are the language-model search over the segment so far: what the recogniser writes in
+        # process for the same chunks (the worker's defaults), not its greedy text
+        assert [r["text"] for r in partials] == in_process_partials(path, 0.1, partial_beam=AsrSettings().partial_beam)
+    greedy = in_process_partials(FILES[0], 0.1, partial_beam=0)
+    assert greedy != in_process_partials(FILES[0], 0.1, partial_beam=AsrSettings().partial_beam)
+
+
+def in_process_partials(path: Path, chunk_s: float, partial_beam: int) -> list[str]:
+    """The partials' texts, chunk by chunk, of ``path`` sent as ``workers mic --wav`` sends it (PCM16 chunks,
+    then an empty chunk that ends the stream), through the recogniser in this process."""
+    from models import ARTIFACTS
+    from workers.asr.audio import pcm16_to_float
+    from workers.asr.recognizer import AcousticModel, Recognizer
+    from workers.settings import OnnxSettings
+
+    recognizer = Recognizer.from_settings(AcousticModel(ARTIFACTS / "asr", OnnxSettings()),
+                                          AsrSettings(second_pass=False, partial_beam=partial_beam))
+    rate, chunks = wav_chunks(path, chunk_s, realtime=False)
+    stream, texts = recognizer.new_stream(rate), []
+    for chunk, end in [*((c, False) for c in chunks), (np.zeros(0, np.float32), True)]:
+        for segment in recognizer.accept([stream], [pcm16_to_float(float_to_pcm16(chunk))], [end])[0]:
+            if not segment.final:
+                texts.append(segment.text)
+    return texts
 
 
 def test_bad_chunks_are_dead_lettered_and_streams_go_on(kafka, topics, start_worker) -> None:

@@ -268,14 +268,19 @@ class LanguageModels:
 
     def search(self, log_probs: np.ndarray, settings: SearchSettings, phrases: Phrases | None = None) -> Searched:
         """The final's text; with ``phrases``, only their words (see :class:`Phrases`)."""
+        search = self.prefix_search(settings, phrases)
+        search.advance(log_probs.astype(np.float32))
+        return Searched(*search.result())
+
+    def prefix_search(self, settings: SearchSettings, phrases: Phrases | None = None) -> PrefixSearch:
+        """A search with these models and ``settings``, to be fed frames; with ``phrases``, only their words."""
         words, unknown = self.words if settings.word_weight else None, settings.unknown_word
         if phrases is not None:
             words, unknown = phrases.words(), settings.unknown_word if phrases.open else -math.inf
             if not phrases.open:  # few words to try: no margin, and a weak onset letter is still tried
                 settings = replace(settings, prune=min(settings.prune, settings.phrase_prune), margin=math.inf)
-        return Searched(*beam_search(
-            log_probs.astype(np.float32), self.chars, settings.beam, settings.lm_weight, settings.lm_bonus,
-            settings.prune, words, settings.word_weight, unknown, settings.margin))
+        return PrefixSearch(self.chars, settings.beam, settings.lm_weight, settings.lm_bonus, settings.prune, words,
+                            settings.word_weight, unknown, settings.margin)
 
 
 def _logsumexp(a: float, b: float) -> float:

@@ -151,6 +151,13 @@ class Decoder:
             self.heard = self.heard or loud
             self.previous = token
 
+    @staticmethod
+    def timed(text: str, frames: list[int], start_s: float, frame_s: float) -> list[Word]:
+        """The words of a ``text`` whose characters were emitted at ``frames`` of a lattice starting at
+        ``start_s`` (a search's or an alignment's result), timed as greedy decoding times its own."""
+        return Decoder(tokens=[ALPHABET.index(c) + 1 for c in text],
+                       times=[start_s + f * frame_s for f in frames]).words(frame_s)
+
     @property
     def has_speech(self) -> bool:
         """Greedy decoding has emitted a letter (a partial has text)."""
@@ -479,10 +486,7 @@ class Recognizer:
         """``decoder`` with the partials' search over its stored frames (a new segment's, or one restored)."""
         if self.partial_search is not None and decoder.search is None:
             assert self.model.lm is not None
-            settings = self.partial_search
-            decoder.search = PrefixSearch(self.model.lm.chars, settings.beam, settings.lm_weight, settings.lm_bonus,
-                                          settings.prune, self.model.lm.words if settings.word_weight else None,
-                                          settings.word_weight, settings.unknown_word, settings.margin)
+            decoder.search = self.model.lm.prefix_search(self.partial_search)
             if decoder.log_probs:
                 decoder.search.advance(np.concatenate(decoder.log_probs).astype(np.float32))
         return decoder
@@ -561,10 +565,7 @@ class Recognizer:
         if not decoder.heard:
             words = []
         elif not final and decoder.search is not None:
-            text, frames = decoder.search.result()
-            start = decoder.first_time or 0.0
-            words = Decoder(tokens=[ALPHABET.index(c) + 1 for c in text],
-                            times=[start + f * frame_s for f in frames]).words(frame_s)
+            words = Decoder.timed(*decoder.search.result(), decoder.first_time or 0.0, frame_s)
         else:
             words = decoder.words(frame_s)
         return Segment(stream.segment, " ".join(w.word for w in words), words, final, stream.segment_start_s, end_s)
@@ -597,9 +598,7 @@ class Recognizer:
         text = " ".join(word for word, _ in scored)
         frames = align(segment.lattice, text) if segment.lattice is not None and text else None
         if frames is not None:
-            decoder = Decoder(tokens=[ALPHABET.index(c) + 1 for c in text],
-                              times=[segment.lattice_start_s + f * frame_s for f in frames])
-            segment.words = decoder.words(frame_s)
+            segment.words = Decoder.timed(text, frames, segment.lattice_start_s, frame_s)
         else:  # no frames to align on: the words share the segment's span evenly
             step = (segment.end_s - segment.start_s) / max(1, len(scored))
             segment.words = [Word(w, segment.start_s + i * step, segment.start_s + (i + 1) * step)
@@ -625,9 +624,7 @@ class Recognizer:
         confidence; words below ``min_confidence`` are dropped. With an open phrase list a word outside it
         becomes ``[unk]``."""
         frame_s = self.model.frame_s
-        decoder = Decoder(tokens=[ALPHABET.index(c) + 1 for c in found.text],
-                          times=[segment.lattice_start_s + f * frame_s for f in found.frames])
-        segment.words = decoder.words(frame_s)
+        segment.words = Decoder.timed(found.text, found.frames, segment.lattice_start_s, frame_s)
         if segment.lattice is not None:
             for word, confidence in zip(segment.words, confidences(segment.lattice, found.text, found.frames),
                                         strict=True):
