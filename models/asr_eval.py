@@ -4,7 +4,9 @@ Each set goes through four systems in the same run:
 
 - **partials**: what a listener last saw of each segment before its final: its last partial (the partials'
   beam search with the language models, ``partial_beam``), each clip followed by 1 s of silence as a
-  speaker pauses, so the segment ends at its endpoint after partials that heard all of it;
+  speaker pauses, so the segment ends at its endpoint after partials that heard all of it. The recogniser
+  runs with the worker's own settings (the second pass on, whose speech-by-energy rule opens segments the
+  streaming model does not answer), though only partials are read;
 - **finals**: what the worker sends as finals (the second pass: Whisper tiny.en over the segment's audio;
   the CTC beam search for a stream with a phrase list);
 - **floor**: the streaming model's own finals (the CTC beam search with its language models, no second
@@ -39,7 +41,7 @@ def _streaming(model_dir: Path, system: str) -> Callable[[list[str], Any], list[
     from workers.asr.transcribe import transcribe
     from workers.settings import OnnxSettings
 
-    settings = {"partials": AsrSettings(second_pass=False, beam=0),  # scored on partials only: greedy finals
+    settings = {"partials": AsrSettings(),  # the worker's own: what opens and ends a segment shapes its partials
                 "finals": AsrSettings(partial_beam=0), "floor": AsrSettings(second_pass=False, partial_beam=0)}[system]
     recognizer = Recognizer.from_settings(AcousticModel(model_dir, OnnxSettings()), settings)
 

@@ -78,7 +78,7 @@ def in_process_partials(path: Path, chunk_s: float, partial_beam: int) -> list[s
     from workers.settings import OnnxSettings
 
     recognizer = Recognizer.from_settings(AcousticModel(ARTIFACTS / "asr", OnnxSettings()),
-                                          AsrSettings(second_pass=False, partial_beam=partial_beam))
+                                          AsrSettings(partial_beam=partial_beam))
     rate, chunks = wav_chunks(path, chunk_s, realtime=False)
     stream, texts = recognizer.new_stream(rate), []
     for chunk, end in [*((c, False) for c in chunks), (np.zeros(0, np.float32), True)]:

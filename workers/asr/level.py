@@ -13,6 +13,15 @@ before the features, causally (10 ms blocks, no look-ahead past the block being 
   :data:`MAX_GAIN_DB`; speech louder than :data:`LOUD_DBFS` is turned down to it; between them the
   input passes unchanged.
 
+It also says which blocks hold speech by their energy (:attr:`LevelControl.speech`): a block at least
+:data:`SPEECH_OVER_FLOOR_DB` above a floor of its own and above :data:`SPEECH_MIN_DBFS`. That floor starts
+:data:`SPEECH_OVER_FLOOR_DB` under the stream's first block (a word said at once is not taken for the
+floor) and rises faster (:data:`SPEECH_FLOOR_RISE_DB_S`), so a stream that starts in steady noise stops
+counting it as speech within a fraction of a second. The streaming model
+does not always answer a soft short word (an unseen speaker's "two" at -50 dBFS gave letter probabilities
+of 0.17 at most), yet the second pass reads it; the recogniser opens a segment on such blocks too and lets the
+second pass's no-speech rule drop what was only noise.
+
 Chosen on development clips (FSDD's training speakers at their own level and at -50/-30/-10 dBFS, with the
 digit list; LJ Speech training clips), never on the held-out ones.
 """
@@ -37,6 +46,10 @@ MAX_GAIN_DB = 40.0
 NOISE_CEILING_DBFS = -40.0
 RELEASE_DB_S = 2.0
 FLOOR_RISE_DB_S = 3.0
+SPEECH_OVER_FLOOR_DB = 12.0
+SPEECH_MIN_DBFS = -70.0
+SPEECH_FLOOR_RISE_DB_S = 10.0
+SPEECH_FLOOR_START_DB = 9.0
 START_LEVEL_DBFS = -60.0
 """The speech level a stream starts from: quiet, so its first soft word is lifted at once (the level jumps
 up with the first loud block)."""
@@ -55,7 +68,10 @@ class LevelControl:
     floor_db: float = 0.0  # no block seen yet: the first block sets it
     dc_state: np.ndarray = field(default_factory=lambda: np.zeros(1))
     gain_db: float = 0.0  # the last block's, for a level meter
+    speech_floor_db: float = 0.0  # no block seen yet: the first block sets it
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    speech: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    """Per 10 ms block pushed and not yet taken (:meth:`take_speech`): speech by its energy."""
 
     def push(self, samples: np.ndarray, end: bool = False) -> np.ndarray:
         """``samples`` (16 kHz float) scaled, in whole 10 ms blocks of the stream: the samples of an
@@ -76,11 +92,15 @@ class LevelControl:
         if len(filtered) % BLOCK:  # the stream's last, short block: its level over its own samples
             levels[-1] = _db(np.mean(filtered[(blocks - 1) * BLOCK:] ** 2))
         release, rise = RELEASE_DB_S / 100, FLOOR_RISE_DB_S / 100
-        gains = np.empty(blocks)
+        gains, loud = np.empty(blocks), np.empty(blocks, bool)
+        speech_floor = self.speech_floor_db or float(levels[0]) - SPEECH_FLOOR_START_DB
+        speech_rise = SPEECH_FLOOR_RISE_DB_S / 100
         speech, floor = self.speech_db, self.floor_db if self.floor_db else float(levels[0])
         for i, level in enumerate(levels.tolist()):
             speech = max(level, speech - release)
             floor = min(level, floor + rise)
+            speech_floor = min(level, speech_floor + speech_rise)
+            loud[i] = level >= max(speech_floor + SPEECH_OVER_FLOOR_DB, SPEECH_MIN_DBFS)
             if speech < QUIET_DBFS:
                 gains[i] = max(0.0, min(QUIET_DBFS - speech, NOISE_CEILING_DBFS - floor, MAX_GAIN_DB))
             elif speech > LOUD_DBFS:
@@ -88,5 +108,16 @@ class LevelControl:
             else:
                 gains[i] = 0.0
         self.speech_db, self.floor_db, self.gain_db = speech, floor, float(gains[-1])
+        self.speech_floor_db = speech_floor
+        self.speech = np.concatenate([self.speech, loud])
         scale = np.repeat(10.0 ** (gains / 20.0), BLOCK)[:len(filtered)]
         return np.clip(filtered * scale, -1.0, 1.0).astype(np.float32)
+
+    def take_speech(self, frames: int, blocks_per_frame: int) -> np.ndarray:
+        """Per frame of ``blocks_per_frame`` blocks, the next ``frames``: whether any of its blocks is speech
+        (blocks not pushed yet, such as the silence fed after a stream's end, are not)."""
+        wanted = frames * blocks_per_frame
+        taken, self.speech = self.speech[:wanted], self.speech[wanted:]
+        if len(taken) < wanted:
+            taken = np.concatenate([taken, np.zeros(wanted - len(taken), bool)])
+        return taken.reshape(frames, blocks_per_frame).any(axis=1)

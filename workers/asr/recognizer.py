@@ -400,12 +400,16 @@ class Recognizer:
                  search: SearchSettings = GREEDY, speech_probability: float = 1.0, min_confidence: float = 0.0,
                  punctuate: bool = True, second_pass: bool = True, level_control: bool = True,
                  no_speech: tuple[float, float] = (0.6, -0.4), partial_beam: int = 0,
-                 partial_margin: float | None = None, partial_prune: float | None = None) -> None:
+                 partial_margin: float | None = None, partial_prune: float | None = None,
+                 energy_speech: bool = True) -> None:
         self.model = model
         self.no_speech = no_speech
         self.level_control = level_control
         self.whisper = model.whisper if second_pass else None
         self.punctuate = punctuate
+        self.energy_speech = energy_speech and level_control and self.whisper is not None
+        """Frames the level control finds speech in by their energy count as speech too (the model may not
+        answer a soft short word): only with the second pass, whose no-speech rule drops what was noise."""
         self.punctuator = model.punctuator if punctuate else None
         self.speech_probability = speech_probability
         self.min_confidence = min_confidence
@@ -425,7 +429,7 @@ class Recognizer:
                    settings.speech_probability, settings.min_word_confidence, settings.punctuate,
                    settings.second_pass, settings.level_control,
                    (settings.no_speech_threshold, settings.no_speech_logprob), settings.partial_beam,
-                   settings.partial_margin, settings.partial_prune)
+                   settings.partial_margin, settings.partial_prune, settings.energy_speech)
 
     def new_stream(self, rate: int, phrases: Phrases | None = None) -> Stream:
         return Stream(rate, Resampler(rate), FeatureStream(), np.zeros((0, N_MELS), np.float32),
@@ -465,6 +469,10 @@ class Recognizer:
             best = out.argmax(-1)  # the whole call's frames at once: numpy per stream costs more than the work
             voiced = self._voiced(out, best)
             for row, i in enumerate(rows):
+                if self.level_control:  # taken whether used or not: the blocks' flags must not pile up
+                    loud = streams[i].level.take_speech(length // stack, stack)
+                    if self.energy_speech:
+                        voiced[row] |= loud
                 voiced[row, :max(0, STARTUP_FRAMES - streams[i].frames_done)] = False
                 heard[i] = Heard(out[row], best[row], voiced[row])
         return [self._decode(stream, frames, end, defer_search)

@@ -28,6 +28,11 @@ class AsrSettings(SettingsSection):
         0.2, gt=0, le=1, description="Letter probability (1 - blank - space) at which a frame counts as speech "
         "although greedy decoding emits nothing there: such a segment ends in a final that the beam search "
         "decodes, and that is dropped if it finds no word. 1 only counts frames greedy decoding emits a letter in.")
+    energy_speech: bool = Field(
+        True, description="With the second pass and the level control on, frames whose energy stands "
+        "12 dB above the noise floor (workers/asr/level.py) count as speech although the streaming model emits "
+        "nothing there: a soft short word it does not answer still opens a segment, and the second pass's "
+        "no-speech rule drops the segment if it was noise.")
     min_word_confidence: float = Field(
         0.0, ge=0, le=1, description="A final's word whose confidence (the mean of its characters' probability "
         "in the model's output) is below this is dropped from the final. 0 keeps every word; a small floor "
@@ -47,7 +52,7 @@ class AsrSettings(SettingsSection):
     level_control: bool = Field(
         True, description="Bring each stream's speech to one level before the streaming model (workers/asr/"
         "level.py: causal, 10 ms blocks; DC removed; quiet speech lifted up to 40 dB, never lifting the noise "
-        "floor above -55 dBFS; loud speech turned down). Off: the model hears the input as it comes.")
+        "floor above -40 dBFS; loud speech turned down). Off: the model hears the input as it comes.")
     second_pass: bool = Field(
         True, description="Finals are re-decoded from the segment's audio by the model's "
         "attention decoder (Whisper tiny.en, in the model's whisper/ folder) in the search processes: the "

@@ -12,11 +12,14 @@ Layout: 4-byte big-endian length, a JSON tree, then the arrays' bytes. Tree node
 array, ``{"N": [start, dtype]}`` numpy scalar, ``{"B": [start, size]}`` bytes, ``{"O": [class, {attr: node}]}``.
 
 A class may name attributes that are derived from the rest and rebuilt on use (a search over frames the state
-also holds) in ``__snapshot_exclude__``: they are not written, and come back as None.
+also holds) in ``__snapshot_exclude__``: they are not written, and come back as None. A dataclass field the
+snapshot lacks (added to the class after the snapshot was written, as a rolling upgrade meets it) comes back
+as its default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from typing import Any
@@ -119,6 +122,12 @@ class SnapshotCodec:
                     object.__setattr__(obj, key, value)
                 for key in getattr(cls, "__snapshot_exclude__", ()):
                     object.__setattr__(obj, key, None)
+                for spec in getattr(cls, "__dataclass_fields__", {}).values():  # a field added since it was written
+                    if spec.name not in values and not hasattr(obj, spec.name):
+                        if spec.default is not dataclasses.MISSING:
+                            object.__setattr__(obj, spec.name, spec.default)
+                        elif spec.default_factory is not dataclasses.MISSING:
+                            object.__setattr__(obj, spec.name, spec.default_factory())
                 return obj
             raise ValueError(f"unknown snapshot node {tag!r}")
 

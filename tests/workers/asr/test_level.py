@@ -1,8 +1,9 @@
-"""Streaming level control: quiet speech lifted, loud turned down, normal left alone, silence not made loud."""
+"""Streaming level control: quiet speech lifted, loud turned down, normal left alone, silence not made loud;
+speech told from steady noise by its energy."""
 
 import numpy as np
 
-from workers.asr.level import LOUD_DBFS, NOISE_CEILING_DBFS, QUIET_DBFS, LevelControl
+from workers.asr.level import BLOCK, LOUD_DBFS, NOISE_CEILING_DBFS, QUIET_DBFS, LevelControl
 
 RATE = 16_000
 
@@ -48,3 +49,34 @@ def test_a_noise_floor_is_never_lifted_above_the_ceiling() -> None:
     noise = (np.random.default_rng(0).standard_normal(3 * RATE) * 10 ** (-60 / 20)).astype(np.float32)
     assert rms_db(streamed(noise)[RATE:]) <= NOISE_CEILING_DBFS + 1.0
     assert not streamed(np.zeros(RATE, np.float32)).any()
+
+
+def speech_blocks(audio: np.ndarray, chunk: int = 2560) -> np.ndarray:
+    control = LevelControl()
+    for i in range(0, len(audio), chunk):
+        control.push(audio[i:i + chunk])
+    return control.take_speech(len(audio) // BLOCK, 1)
+
+
+def test_quiet_words_are_speech_by_their_energy_and_the_pauses_between_them_are_not() -> None:
+    flags = speech_blocks(words(-50)).reshape(5, 30)  # 10 ms blocks: 100 ms pause, 200 ms word, five times
+    assert flags[:, 12:28].all() and not flags[:, 2:9].any()
+
+
+def test_a_word_said_at_once_is_speech_and_steady_noise_is_not() -> None:
+    """A stream may begin mid-word (push to talk); one that begins in room noise must not count it."""
+    at_once = np.concatenate([tone(0.05, -58), tone(0.3, -46)])  # a soft onset, then the vowel
+    assert speech_blocks(at_once)[6:].all()
+    for dbfs in (-50, -35):
+        hiss = (np.random.default_rng(2).standard_normal(3 * RATE) * 10 ** (dbfs / 20)).astype(np.float32)
+        assert not speech_blocks(hiss).any()
+
+
+def test_speech_flags_do_not_depend_on_the_chunking_and_frames_past_them_are_not_speech() -> None:
+    audio = words(-30)
+    assert np.array_equal(speech_blocks(audio, 2560), speech_blocks(audio, 999))
+    control = LevelControl()
+    control.push(np.concatenate([tone(0.01, -40), tone(0.09, -20)]))  # 10 blocks
+    assert control.take_speech(1, 1).tolist() == [False]  # the first block sets the floor
+    assert control.take_speech(4, 2).tolist() == [True] * 4
+    assert control.take_speech(2, 1).tolist() == [True, False]  # one block left, then none pushed

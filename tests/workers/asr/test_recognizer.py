@@ -289,3 +289,26 @@ def test_transcribe_reports_each_segments_last_partial_after_a_pause(tmp_path) -
     assert result["text"] == "hi you ok" and result["partials"] == "hi you ok"
     assert [s["text"] for s in result["segments"]] == ["hi you", "ok"]
     assert result["audio_s"] == 3.0  # the pause is sent as audio
+
+
+QUIET_TWO = ARTIFACTS.parents[2] / "shared" / "data" / "asr" / "fsdd" / "recordings" / "2_jackson_13.wav"
+"""An unseen speaker's "two" that, brought to -50 dBFS, the streaming model answers with letter probabilities
+of 0.17 at most: no frame of it counts as speech by the model's output."""
+
+
+@pytest.mark.skipif(not QUIET_TWO.exists(), reason="../shared/data/asr not present")
+def test_a_quiet_word_the_model_does_not_answer_opens_a_segment_by_its_energy(acoustic, tmp_path) -> None:
+    from workers.asr.audio import write_wav
+    from workers.asr.transcribe import transcribe
+
+    audio, rate = read_wav(QUIET_TWO)
+    path = tmp_path / "two.wav"
+    write_wav(path, audio * np.float32(10 ** (-50 / 20) / np.sqrt(np.mean(audio ** 2))), rate)
+
+    def heard(**settings: bool) -> str:
+        recognizer = Recognizer.from_settings(acoustic, AsrSettings(partial_beam=0, **settings))
+        (result,) = transcribe([path], recognizer)
+        return result["text"]
+
+    assert heard(energy_speech=False) == ""
+    assert heard() == "two"

@@ -70,3 +70,23 @@ def test_excluded_attributes_are_not_written_and_come_back_as_none() -> None:
     back = codec.decode(codec.encode(WithDerived([1, 2], Unwritable())))
     assert back.kept == [1, 2]
     assert back.derived is None
+
+
+@dataclass(slots=True)
+class Older:
+    kept: int = 0
+
+
+@dataclass(slots=True)
+class Newer:
+    """``Older`` with two fields added since (a snapshot written by the older code meets the newer)."""
+
+    kept: int = 0
+    flag: bool = True
+    flags: list[bool] = field(default_factory=lambda: [False])
+
+
+def test_a_field_added_after_the_snapshot_was_written_comes_back_as_its_default() -> None:
+    data = SnapshotCodec(Older).encode(Older(7)).replace(b'.Older"', b'.Newer"')  # names of one length
+    back = SnapshotCodec(Newer).decode(data)
+    assert (back.kept, back.flag, back.flags) == (7, True, [False])
