@@ -59,6 +59,7 @@ class AsrBenchOptions:
     streams: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 48, 64, 80, 96, 128])
     seconds: float = 15.0  # as `workers bench --seconds`
     chunk_s: float = 0.16
+    pause_s: float = 0.0  # silence after each clip before its stream ends (finals at the endpoint)
     target_p95_s: float = 0.3
     systems: tuple[str, ...] = (TRANSPORT, *SYSTEMS)
     files: list[str] = field(default_factory=list)  # empty: default_clips()
@@ -86,11 +87,11 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
         if warm["chunks_answered"] < warm["chunks_sent"]:
             sut.check_alive()
             raise TimeoutError(f"{system}: warm-up stream not answered in 240 s")
-        before = sut.scrape(keep=("beam",))
+        before = sut.scrape(keep=("beam", "outcome"))
         with ProcessSampler(sut.process.pid) as sampler:
             run = replay(kafka, options.files, streams, options.seconds, options.chunk_s, drain_s=10, topics=topics,
-                         keep_samples=True, producer=producer)
-        after = sut.scrape(keep=("beam",))
+                         keep_samples=True, producer=producer, pause_s=options.pause_s)
+        after = sut.scrape(keep=("beam", "outcome"))
         sut.check_alive()
     finally:
         producer.close()
@@ -107,7 +108,8 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
         inference = histogram_delta(before, after, "workers_inference_seconds")
         figures |= {"batch_size_mean": batch["mean"], "inference_s_mean_per_batch": inference["mean"],
                     "search_beam": worker_settings(AsrSettings, options.worker_env).beam,
-                    "final_searches_by_beam": searches_by_beam(before, after)}
+                    "final_searches_by_beam": searches_by_beam(before, after),
+                    "early_second_passes": early_passes(before, after)}
     log.info("%s, %d streams: partial p50 %s p95 %s s, RTFX %s, answered %.1f%%", system, streams,
              run["partial_latency_s"]["p50"], run["partial_latency_s"]["p95"], figures["rtfx"], 100 * answered)
     return figures
@@ -120,6 +122,12 @@ def searches_by_beam(before: dict[str, float], after: dict[str, float]) -> dict[
     found = {key[len(prefix):-1]: int(value - before.get(key, 0)) for key, value in after.items()
              if key.startswith(prefix)}
     return {beam: n for beam, n in sorted(found.items(), key=lambda kv: -int(kv[0])) if n}
+
+
+def early_passes(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Second passes started before the endpoint between two scrapes: used by their final, or discarded."""
+    name = "workers_asr_early_second_passes_total{{outcome={}}}"
+    return {o: int(after.get(name.format(o), 0) - before.get(name.format(o), 0)) for o in ("used", "discarded")}
 
 
 def busy_share(run: dict[str, Any]) -> float | None:

@@ -240,6 +240,8 @@ def _configure_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--streams", help="concurrent real-time stream counts to climb, comma-separated "
                    "(default 1,8,16,32,48,64,80,96,128; a system stops at the first over the target)")
     p.add_argument("--chunk-ms", type=float, default=160, help="audio per chunk")
+    p.add_argument("--pause-ms", type=float, default=0, help="silence sent after each clip before its stream "
+                   "ends, as a speaker pauses: its final then comes at the endpoint (default 0: at the end)")
     p.add_argument("--target-ms", type=float, default=300, help="p95 partial latency a stream count must stay under")
     p.add_argument("--files", nargs="+", default=[], metavar="WAV",
                    help="clips the streams cycle through (default: held-out LJ Speech clips, else the bundled samples)")
@@ -256,7 +258,7 @@ def bench(args: argparse.Namespace) -> int:
     start_logging()
     common = common_options(args, (TRANSPORT, *SYSTEMS))
     options = bench_streams.AsrBenchOptions(seconds=args.seconds, chunk_s=args.chunk_ms / 1000,
-                                            target_p95_s=args.target_ms / 1000, files=args.files, **common)
+                                            pause_s=args.pause_ms / 1000, target_p95_s=args.target_ms / 1000, files=args.files, **common)
     if args.streams:
         options.streams = [int(n) for n in args.streams.split(",")]
     report = bench_streams.run_asr_bench(options)

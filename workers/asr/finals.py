@@ -105,6 +105,12 @@ class FinalsPool:
                 except AssertionError:  # the model has no attention decoder
                     break
 
+    @property
+    def busy(self) -> bool:
+        """``backlog`` searches are waiting or running already."""
+        with self._lock:
+            return self._waiting >= self.backlog
+
     def search(self, jobs: list[Owed]) -> Future[SearchDone]:
         """The second pass of each owed final. One caller (the batch loop)."""
         with self._lock:

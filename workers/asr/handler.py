@@ -96,6 +96,10 @@ class AsrHandler(StatefulHandler[Chunk]):
         self._chunks = {o: metrics.CHUNKS.labels(worker=self.name, outcome=o)
                         for o in ("accepted", "duplicate", "gap_filled")}
         self._audio = metrics.AUDIO.labels(worker=self.name)
+        self.early: OrderedDict[str, tuple[tuple[int, int], Future[SearchDone]]] = OrderedDict()
+        """Stream id -> the second pass started for its open segment when its speech ended ((segment, speech end
+        frame), the pass): the final uses it if no speech came since (:meth:`_start_early`)."""
+        self._early = {o: metrics.EARLY_SECOND_PASSES.labels(worker=self.name, outcome=o) for o in ("used", "discarded")}
 
     @staticmethod
     def _no_factory() -> StreamState:
@@ -173,12 +177,15 @@ class AsrHandler(StatefulHandler[Chunk]):
             if end and not item.value.end and produced:
                 produced[-1].reason = "max_duration"  # the stream hit max_stream_s, not its own end
             context = ChunkContext(item.value.stream_id, item.value.seq, state.stream.audio_s, state.resumed, gap)
-            search = self._search(produced)
+            search = self._search(produced, item.value.stream_id)
             if search is not None:
                 outcomes[i] = Deferred(search, partial(self._finish, item, context, produced, end, inference_s))
             else:
                 outcomes[i] = self._results(item, context, produced, end, inference_s)
+            if not end:
+                self._start_early(item.value.stream_id, state.stream)
             if end:
+                self._drop_early(item.value.stream_id)
                 self.streams.pop(item.value.stream_id)
                 self.ended[item.value.stream_id] = item.value.seq
                 while len(self.ended) > ENDED_STREAMS_REMEMBERED:
@@ -193,13 +200,44 @@ class AsrHandler(StatefulHandler[Chunk]):
         return [self._emit(context, segment, end and n == len(reported) - 1, latency)
                 for n, segment in enumerate(reported)]
 
-    def _search(self, produced: list[Segment]) -> Future[SearchDone] | None:
-        """The beam search of the finals among ``produced`` that still owe one, submitted to the search
-        processes; None when none owes one, or when finals are searched in the batch loop."""
+    def _search(self, produced: list[Segment], stream_id: str) -> Future[SearchDone] | None:
+        """The second pass of the finals among ``produced`` that still owe one: the one started when the
+        segment's speech ended, if it read what the final owes, else one submitted to the search processes
+        now; None when none owes one, or when finals are searched in the batch loop."""
         pending = [s for s in produced if s.owes_second_pass]
         if not pending or self.finals is None:
             return None
+        early = self.early.pop(stream_id, None)
+        if early is not None:
+            if len(pending) == 1 and early[0] == (pending[0].index, pending[0].speech_end):
+                self._early["used"].inc()
+                return early[1]
+            early[1].cancel()
+            self._early["discarded"].inc()
         return self.finals.search([owed(s) for s in pending])
+
+    def _start_early(self, stream_id: str, stream: Stream) -> None:
+        """Start the open segment's second pass once its speech has ended (``FINAL_TAIL_S`` of silence, well
+        before the endpoint), as Google's two-pass endpointing prefetches it: at the endpoint the final is done
+        or nearly. If speech comes first, the pass is dropped (its work wasted). Not while the search processes
+        are backlogged: there a wasted pass would delay the finals that are due."""
+        if self.finals is None or not self.settings.early_second_pass:
+            return
+        ended = self.recognizer.speech_ended(stream)
+        held = self.early.get(stream_id)
+        if held is not None and held[0] != ended:
+            self._drop_early(stream_id)
+            held = None
+        if ended is not None and held is None and not self.finals.busy:  # backlogged: wait for the endpoint
+            self.early[stream_id] = (ended, self.finals.search([self.recognizer.early_second_pass(stream, ended[1])]))
+            while len(self.early) > self.settings.max_streams:  # streams revoked mid-pause leave theirs behind
+                self._drop_early(next(iter(self.early)))
+
+    def _drop_early(self, stream_id: str) -> None:
+        held = self.early.pop(stream_id, None)
+        if held is not None:
+            held[1].cancel()
+            self._early["discarded"].inc()
 
     def _finish(self, item: Pending[Chunk], context: ChunkContext, produced: list[Segment], end: bool,
                 inference_s: float, search: Future[SearchDone]) -> list[Result]:
@@ -236,7 +274,7 @@ class AsrHandler(StatefulHandler[Chunk]):
         owed = []
         for (stream_id, state), segments in zip(speaking, produced, strict=True):
             context = ChunkContext(stream_id, state.next_seq - 1, state.stream.audio_s, state.resumed)
-            search = self._search(segments)
+            search = self._search(segments, stream_id)
             if search is not None:
                 outcome: list[Result] | Deferred = Deferred(search, partial(self._finish_idle, context, segments))
             else:

@@ -224,13 +224,15 @@ class ReplayStats:
 
 def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float, chunk_s: float = 0.16,
            drain_s: float = 15.0, topics: tuple[str, str] = (AUDIO_TOPIC, TRANSCRIPT_TOPIC),
-           keep_samples: bool = False, producer: Producer | None = None) -> dict[str, Any]:
+           keep_samples: bool = False, producer: Producer | None = None, pause_s: float = 0.0) -> dict[str, Any]:
     """``streams`` concurrent real-time streams, each cycling through ``files`` (one file = one stream
-    session ending with ``end``) for ``seconds``. Latency = chunk produced -> its result read back.
+    session ending with ``end``, after ``pause_s`` of silence) for ``seconds``. Latency = chunk produced -> its
+    result read back; a final's counts only when it has words (with a pause, the stream's end closes an empty one).
     ``keep_samples`` adds every latency (``samples``), for plots. ``producer``: one already used (left
     open): a new idempotent producer holds its first records ~0.5 s while it gets its producer id, which
     would show as a start-up spike in the latencies."""
-    audio = [read_audio(f) for f in files]
+    audio = [(np.concatenate([signal, np.zeros(int(pause_s * rate), signal.dtype)]), rate)
+             for signal, rate in map(read_audio, files)]
     tag = uuid.uuid4().hex[:6]
     stats = ReplayStats()
     senders: dict[str, ChunkSender] = {}
@@ -241,10 +243,14 @@ def replay(kafka: KafkaSettings, files: list[str], streams: int, seconds: float,
         sent = sender.sent_at.get(result.get("seq", -1)) if sender else None
         if sent is None:
             return
+        final = result["type"] == "final"
         with lock:
             stats.results += 1
-            (stats.final_latency_s if result["type"] == "final" else stats.partial_latency_s).append(received_at - sent)
-            stats.finals += result["type"] == "final"
+            if not final:
+                stats.partial_latency_s.append(received_at - sent)
+            elif result["text"]:
+                stats.final_latency_s.append(received_at - sent)
+                stats.finals += 1
             stats.answered.add((result["stream_id"], result["seq"]))
 
     reader = TranscriptReader(kafka, on_result, lambda key: key.startswith(f"replay-{tag}-"), topics[1])

@@ -17,3 +17,8 @@ FINAL_SEARCHES = Counter(
 SEGMENTS = Counter(
     "workers_asr_segments_total", "Final segments emitted, by why they ended.", ["worker", "reason"]
 )
+EARLY_SECOND_PASSES = Counter(
+    "workers_asr_early_second_passes_total", "Second passes started when a segment's speech had ended, before its "
+    "endpoint: used (its final came with no more speech), discarded (the speaker went on: the work was wasted).",
+    ["worker", "outcome"],
+)

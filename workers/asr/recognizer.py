@@ -44,6 +44,10 @@ LEAD_FRAMES = 10
 """Frames of the silence before a segment kept for its beam search (the onset of a soft first word)."""
 AUDIO_LEAD_S = 0.3
 """Audio before a segment's start kept for its second pass (a soft onset the endpointer placed late)."""
+FINAL_TAIL_S = 0.3
+"""Audio after a segment's last speech that its second pass reads, however the segment ends: all of it is
+there this long into the silence, before the endpoint (``endpoint_s``), so the worker starts the second pass
+then (:meth:`Recognizer.speech_ended`) and the final is the same as if it had waited."""
 PEAK_FRAMES = 3
 """A character's confidence is its highest probability over the frame the search emitted it at and the next
 two: CTC output peaks within a few frames of where a character is first emitted."""
@@ -104,6 +108,9 @@ class Segment:
     """A final's 16 kHz audio while its second pass (the attention decoder) is still owed."""
     display: str | None = None
     """The second pass's own written form of a final (casing, punctuation, numerals)."""
+    speech_end: int | None = None
+    """A final's model frame (of the stream) where its speech ended: with its index, what an early second
+    pass was started for (:meth:`Recognizer.speech_ended`)."""
 
     @property
     def owes_second_pass(self) -> bool:
@@ -414,6 +421,7 @@ class Recognizer:
         self.speech_probability = speech_probability
         self.min_confidence = min_confidence
         self.endpoint_frames = max(1, round(endpoint_s / model.frame_s))
+        self.tail_frames = round(FINAL_TAIL_S / model.frame_s)
         self.max_segment_s = max_segment_s
         self.lm = model.lm if search.beam > 0 else None
         self.search_settings = search
@@ -658,6 +666,23 @@ class Recognizer:
             return None
         return self.punctuator.display([w.word for w in segment.words])
 
+    def _second_pass_end(self, speech_end: int) -> float:
+        return (speech_end + self.tail_frames) * self.model.frame_s
+
+    def speech_ended(self, stream: Stream) -> tuple[int, int] | None:
+        """``(segment, speech end frame)`` of a stream's open segment once :data:`FINAL_TAIL_S` of silence has
+        followed its speech: all the audio its final's second pass will read is here, and the pass may start
+        before the endpoint (:meth:`early_second_pass`). None before that, or without the attention decoder."""
+        decoder = stream.decoder
+        if self.whisper is None or not decoder.heard or decoder.silent_frames < self.tail_frames:
+            return None
+        return stream.segment, stream.frames_done - decoder.silent_frames
+
+    def early_second_pass(self, stream: Stream, speech_end: int) -> Owed:
+        """What the open segment's final will owe its second pass, if no speech follows: the same audio."""
+        audio = stream.audio.take(stream.segment_start_s - AUDIO_LEAD_S, self._second_pass_end(speech_end))
+        return Owed(None, stream.phrases, audio)
+
     def _close(self, stream: Stream, end_s: float, reason: str, defer_search: bool) -> Segment:
         decoder = stream.decoder
         segment = self._segment(stream, final=True, end_s=end_s)
@@ -668,7 +693,9 @@ class Recognizer:
             segment.lattice_start_s = decoder.first_time or 0.0
             segment.phrases = stream.phrases
             if self.whisper is not None:
-                segment.audio = stream.audio.take(segment.start_s - AUDIO_LEAD_S, end_s)
+                segment.speech_end = round(end_s / self.model.frame_s) - decoder.silent_frames
+                segment.audio = stream.audio.take(segment.start_s - AUDIO_LEAD_S,
+                                                  min(end_s, self._second_pass_end(segment.speech_end)))
             if not defer_search:
                 self.apply_second_pass(segment, self.second_pass([segment])[0])
         stream.audio.drop_before(end_s - AUDIO_LEAD_S)

@@ -28,6 +28,11 @@ class AsrSettings(SettingsSection):
         0.2, gt=0, le=1, description="Letter probability (1 - blank - space) at which a frame counts as speech "
         "although greedy decoding emits nothing there: such a segment ends in a final that the beam search "
         "decodes, and that is dropped if it finds no word. 1 only counts frames greedy decoding emits a letter in.")
+    early_second_pass: bool = Field(
+        True, description="The worker starts a final's second pass 0.3 s into the silence after its speech, "
+        "before the endpoint (endpoint_s), and sends that final if no speech came since: finals come up to "
+        "endpoint_s - 0.3 s sooner, for the passes a pause shorter than the endpoint wastes. Not while the "
+        "search processes are backlogged (search_backlog).")
     energy_speech: bool = Field(
         True, description="With the second pass and the level control on, frames whose energy stands "
         "12 dB above the noise floor (workers/asr/level.py) count as speech although the streaming model emits "

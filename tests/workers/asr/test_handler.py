@@ -148,6 +148,37 @@ def test_a_final_searched_in_the_pool_equals_one_searched_in_the_batch_loop() ->
     assert off_loop[-1]["latency"]["search_ms"] > 0 and "search_ms" not in in_loop[-1]["latency"]
 
 
+def test_the_second_pass_starts_when_speech_ends_and_the_final_at_the_endpoint_uses_it() -> None:
+    """A pause shorter than the endpoint wastes the pass started in it; the one started 0.3 s into the last
+    silence is what the endpoint's final sends, and the finals are those of a worker that waits."""
+    from workers.asr.audio import load_audio
+
+    speech = load_audio(SAMPLE)
+    audio = np.concatenate([speech, np.zeros(8000, np.float32), speech, np.zeros(24000, np.float32)])
+    pcm, step = float_to_pcm16(audio), 5120
+    finals, came_early = {}, []
+    for processes in (1, 0):
+        handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": processes}))
+        used, discarded = handler._early["used"], handler._early["discarded"]
+        before = used._value.get(), discarded._value.get()
+        try:
+            produced = []
+            for seq, start in enumerate(range(0, len(pcm), step)):
+                held = handler.early.get("s")
+                (outcome,) = handler.process([chunk("s", seq, end=start + step >= len(pcm), pcm=pcm[start:start + step])])
+                if held is not None and isinstance(outcome, Deferred) and outcome.future is held[1]:
+                    came_early.append(seq)
+                produced += results(outcome)
+            finals[processes] = [r for r in produced if r["type"] == "final" and r["text"]]
+            if processes:
+                assert used._value.get() - before[0] == 1 and discarded._value.get() - before[1] >= 1
+        finally:
+            handler.close()
+    assert len(came_early) == 1  # the endpoint's final came with the pass started before it
+    assert [r["reason"] for r in finals[1]] == ["endpoint"]
+    assert [(r["text"], r["words"]) for r in finals[1]] == [(r["text"], r["words"]) for r in finals[0]]
+
+
 def test_a_phrase_list_sent_once_holds_for_the_stream_and_reaches_the_search_pool() -> None:
     from workers.asr.audio import load_audio
 

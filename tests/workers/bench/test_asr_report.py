@@ -8,7 +8,7 @@ import json
 import pytest
 
 from models import ARTIFACTS
-from workers.asr.bench_streams import AsrBenchOptions, busy_share, format_table, keeps_up, searches_by_beam, summarise
+from workers.asr.bench_streams import AsrBenchOptions, busy_share, early_passes, format_table, keeps_up, searches_by_beam, summarise
 
 
 def run(system: str, streams: int, p95: float | None, answered: float = 1.0) -> dict:
@@ -91,3 +91,11 @@ def test_the_tensorflow_baseline_transcribes_like_the_served_model_greedily() ->
     for c in chunks[:-1]:
         partial = recognizer.accept([stream], [c], [False])[0][-1]
     assert results[-2]["text"] == partial.text and partial.text
+
+
+def test_early_second_passes_are_counted_between_scrapes() -> None:
+    name = "workers_asr_early_second_passes_total"
+    before = {f"{name}{{outcome=used}}": 2.0}
+    after = {f"{name}{{outcome=used}}": 9.0, f"{name}{{outcome=discarded}}": 3.0}
+    assert early_passes(before, after) == {"used": 7, "discarded": 3}
+    assert early_passes({}, {}) == {"used": 0, "discarded": 0}  # a worker with none
