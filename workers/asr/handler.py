@@ -96,9 +96,9 @@ class AsrHandler(StatefulHandler[Chunk]):
         self._chunks = {o: metrics.CHUNKS.labels(worker=self.name, outcome=o)
                         for o in ("accepted", "duplicate", "gap_filled")}
         self._audio = metrics.AUDIO.labels(worker=self.name)
-        self.early: OrderedDict[str, tuple[tuple[int, int], Future[SearchDone]]] = OrderedDict()
+        self.early: OrderedDict[str, tuple[tuple[int, int, Phrases | None], Future[SearchDone]]] = OrderedDict()
         """Stream id -> the second pass started for its open segment when its speech ended ((segment, speech end
-        frame), the pass): the final uses it if no speech came since (:meth:`_start_early`)."""
+        frame, phrase list), the pass): the final uses it if nothing changed since (:meth:`_start_early`)."""
         self._early = {o: metrics.EARLY_SECOND_PASSES.labels(worker=self.name, outcome=o) for o in ("used", "discarded")}
 
     @staticmethod
@@ -184,7 +184,7 @@ class AsrHandler(StatefulHandler[Chunk]):
                 outcomes[i] = self._results(item, context, produced, end, inference_s)
             if not end:
                 self._start_early(item.value.stream_id, state.stream)
-            if end:
+            else:
                 self._drop_early(item.value.stream_id)
                 self.streams.pop(item.value.stream_id)
                 self.ended[item.value.stream_id] = item.value.seq
@@ -209,7 +209,7 @@ class AsrHandler(StatefulHandler[Chunk]):
             return None
         early = self.early.pop(stream_id, None)
         if early is not None:
-            if len(pending) == 1 and early[0] == (pending[0].index, pending[0].speech_end):
+            if len(pending) == 1 and early[0] == (pending[0].index, pending[0].speech_end, pending[0].phrases):
                 self._early["used"].inc()
                 return early[1]
             early[1].cancel()
@@ -224,12 +224,13 @@ class AsrHandler(StatefulHandler[Chunk]):
         if self.finals is None or not self.settings.early_second_pass:
             return
         ended = self.recognizer.speech_ended(stream)
+        key = None if ended is None else (*ended, stream.phrases)
         held = self.early.get(stream_id)
-        if held is not None and held[0] != ended:
+        if held is not None and held[0] != key:  # speech came, or a new phrase list
             self._drop_early(stream_id)
             held = None
-        if ended is not None and held is None and not self.finals.busy:  # backlogged: wait for the endpoint
-            self.early[stream_id] = (ended, self.finals.search([self.recognizer.early_second_pass(stream, ended[1])]))
+        if key is not None and held is None and not self.finals.busy:  # backlogged: wait for the endpoint
+            self.early[stream_id] = (key, self.finals.search([self.recognizer.early_second_pass(stream, key[1])]))
             while len(self.early) > self.settings.max_streams:  # streams revoked mid-pause leave theirs behind
                 self._drop_early(next(iter(self.early)))
 

@@ -13,14 +13,14 @@ before the features, causally (10 ms blocks, no look-ahead past the block being 
   :data:`MAX_GAIN_DB`; speech louder than :data:`LOUD_DBFS` is turned down to it; between them the
   input passes unchanged.
 
-It also says which blocks hold speech by their energy (:attr:`LevelControl.speech`): a block at least
+It also says which blocks hold speech by their energy (:attr:`LevelControl.speech`), because the streaming
+model does not always answer a soft short word (an unseen speaker's "two" at -50 dBFS gave letter
+probabilities of 0.17 at most) that the second pass reads well: the recogniser opens a segment on such blocks
+too, and the second pass's no-speech rule drops what was only noise. A block is speech when it stands
 :data:`SPEECH_OVER_FLOOR_DB` above a floor of its own and above :data:`SPEECH_MIN_DBFS`. That floor starts
-:data:`SPEECH_OVER_FLOOR_DB` under the stream's first block (a word said at once is not taken for the
+:data:`SPEECH_FLOOR_START_DB` under the stream's first block (a word said at once is not taken for the
 floor) and rises faster (:data:`SPEECH_FLOOR_RISE_DB_S`), so a stream that starts in steady noise stops
-counting it as speech within a fraction of a second. The streaming model
-does not always answer a soft short word (an unseen speaker's "two" at -50 dBFS gave letter probabilities
-of 0.17 at most), yet the second pass reads it; the recogniser opens a segment on such blocks too and lets the
-second pass's no-speech rule drop what was only noise.
+counting it as speech within a fraction of a second.
 
 Chosen on development clips (FSDD's training speakers at their own level and at -50/-30/-10 dBFS, with the
 digit list; LJ Speech training clips), never on the held-out ones.
