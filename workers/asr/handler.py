@@ -223,7 +223,7 @@ class AsrHandler(StatefulHandler[Chunk]):
         are backlogged: there a wasted pass would delay the finals that are due."""
         if self.finals is None or not self.settings.early_second_pass:
             return
-        ended = self.recognizer.speech_ended(stream)
+        ended = self.recognizer.speech_ended(stream, self.settings.early_second_pass_after_s)
         key = None if ended is None else (*ended, stream.phrases)
         held = self.early.get(stream_id)
         if held is not None and held[0] != key:  # speech came, or a new phrase list

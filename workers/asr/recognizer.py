@@ -669,12 +669,14 @@ class Recognizer:
     def _second_pass_end(self, speech_end: int) -> float:
         return (speech_end + self.tail_frames) * self.model.frame_s
 
-    def speech_ended(self, stream: Stream) -> tuple[int, int] | None:
-        """``(segment, speech end frame)`` of a stream's open segment once :data:`FINAL_TAIL_S` of silence has
-        followed its speech: all the audio its final's second pass will read is here, and the pass may start
-        before the endpoint (:meth:`early_second_pass`). None before that, or without the attention decoder."""
+    def speech_ended(self, stream: Stream, after_s: float = FINAL_TAIL_S) -> tuple[int, int] | None:
+        """``(segment, speech end frame)`` of a stream's open segment once ``after_s`` of silence (at least
+        :data:`FINAL_TAIL_S`) has followed its speech: all the audio its final's second pass will read is
+        here, and the pass may start before the endpoint (:meth:`early_second_pass`). None before that, or
+        without the attention decoder."""
         decoder = stream.decoder
-        if self.whisper is None or not decoder.heard or decoder.silent_frames < self.tail_frames:
+        waited = max(self.tail_frames, round(after_s / self.model.frame_s))
+        if self.whisper is None or not decoder.heard or decoder.silent_frames < waited:
             return None
         return stream.segment, stream.frames_done - decoder.silent_frames
 

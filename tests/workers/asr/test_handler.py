@@ -149,8 +149,9 @@ def test_a_final_searched_in_the_pool_equals_one_searched_in_the_batch_loop() ->
 
 
 def test_the_second_pass_starts_when_speech_ends_and_the_final_at_the_endpoint_uses_it() -> None:
-    """A pause shorter than the endpoint wastes the pass started in it; the one started 0.3 s into the last
-    silence is what the endpoint's final sends, and the finals are those of a worker that waits."""
+    """Starting at 0.3 s, a pause shorter than the endpoint wastes the pass started in it; the one started
+    0.3 s into the last silence is what the endpoint's final sends, and the finals are those of a worker that
+    waits."""
     from workers.asr.audio import load_audio
 
     speech = load_audio(SAMPLE)
@@ -158,7 +159,8 @@ def test_the_second_pass_starts_when_speech_ends_and_the_final_at_the_endpoint_u
     pcm, step = float_to_pcm16(audio), 5120
     finals, came_early = {}, []
     for processes in (1, 0):
-        handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": processes}))
+        handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": processes,
+                                                                   "early_second_pass_after_s": 0.3}))
         used, discarded = handler._early["used"], handler._early["discarded"]
         before = used._value.get(), discarded._value.get()
         try:
@@ -177,6 +179,26 @@ def test_the_second_pass_starts_when_speech_ends_and_the_final_at_the_endpoint_u
     assert len(came_early) == 1  # the endpoint's final came with the pass started before it
     assert [r["reason"] for r in finals[1]] == ["endpoint"]
     assert [(r["text"], r["words"]) for r in finals[1]] == [(r["text"], r["words"]) for r in finals[0]]
+
+
+def test_an_early_pass_that_waits_longer_is_not_started_in_a_shorter_pause() -> None:
+    """With ``early_second_pass_after_s`` 0.6, the 0.5 s pause inside the segment starts no pass; the one
+    started 0.6 s into the last silence is still there for the endpoint (0.8 s)."""
+    from workers.asr.audio import load_audio
+
+    speech = load_audio(SAMPLE)
+    audio = np.concatenate([speech, np.zeros(8000, np.float32), speech, np.zeros(24000, np.float32)])
+    pcm, step = float_to_pcm16(audio), 5120
+    handler = AsrHandler(ARTIFACTS / "asr", load_settings(asr={"search_processes": 1, "early_second_pass_after_s": 0.6}))
+    used, discarded = handler._early["used"], handler._early["discarded"]
+    before = used._value.get(), discarded._value.get()
+    try:
+        for seq, start in enumerate(range(0, len(pcm), step)):
+            (outcome,) = handler.process([chunk("s", seq, end=start + step >= len(pcm), pcm=pcm[start:start + step])])
+            results(outcome)
+    finally:
+        handler.close()
+    assert (used._value.get() - before[0], discarded._value.get() - before[1]) == (1, 0)
 
 
 def test_a_phrase_list_sent_once_holds_for_the_stream_and_reaches_the_search_pool() -> None:
