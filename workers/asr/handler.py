@@ -217,8 +217,8 @@ class AsrHandler(StatefulHandler[Chunk]):
         return self.finals.search([owed(s) for s in pending])
 
     def _start_early(self, stream_id: str, stream: Stream) -> None:
-        """Start the open segment's second pass once its speech has ended (``FINAL_TAIL_S`` of silence, well
-        before the endpoint), as Google's two-pass endpointing prefetches it: at the endpoint the final is done
+        """Start the open segment's second pass once its speech has ended (``early_second_pass_after_s`` of
+        silence, before the endpoint), as Google's two-pass endpointing prefetches it: at the endpoint the final is done
         or nearly. If speech comes first, the pass is dropped (its work wasted). Not while the search processes
         are backlogged: there a wasted pass would delay the finals that are due."""
         if self.finals is None or not self.settings.early_second_pass:

@@ -46,8 +46,8 @@ AUDIO_LEAD_S = 0.3
 """Audio before a segment's start kept for its second pass (a soft onset the endpointer placed late)."""
 FINAL_TAIL_S = 0.3
 """Audio after a segment's last speech that its second pass reads, however the segment ends: all of it is
-there this long into the silence, before the endpoint (``endpoint_s``), so the worker starts the second pass
-then (:meth:`Recognizer.speech_ended`) and the final is the same as if it had waited."""
+there this long into the silence, before the endpoint (``endpoint_s``), so the worker may start the second
+pass from then on (:meth:`Recognizer.speech_ended`) and the final is the same as if it had waited."""
 PEAK_FRAMES = 3
 """A character's confidence is its highest probability over the frame the search emitted it at and the next
 two: CTC output peaks within a few frames of where a character is first emitted."""
