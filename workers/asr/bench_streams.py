@@ -115,19 +115,24 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
     return figures
 
 
+def _counted_by(before: dict[str, float], after: dict[str, float], counter: str, label: str) -> dict[str, int]:
+    """A counter's increase between two scrapes (kept apart by ``label``), by that label's value."""
+    prefix = f"{counter}{{{label}="
+    return {key[len(prefix):-1]: int(value - before.get(key, 0)) for key, value in after.items()
+            if key.startswith(prefix)}
+
+
 def searches_by_beam(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     """Finals' beam searches between two scrapes by the width they ran with: the configured beam, the busy
     beam once the search processes were backlogged (less accurate finals), 0 for a search that failed."""
-    prefix = "workers_asr_final_searches_total{beam="
-    found = {key[len(prefix):-1]: int(value - before.get(key, 0)) for key, value in after.items()
-             if key.startswith(prefix)}
+    found = _counted_by(before, after, "workers_asr_final_searches_total", "beam")
     return {beam: n for beam, n in sorted(found.items(), key=lambda kv: -int(kv[0])) if n}
 
 
 def early_passes(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     """Second passes started before the endpoint between two scrapes: used by their final, or discarded."""
-    name = "workers_asr_early_second_passes_total{{outcome={}}}"
-    return {o: int(after.get(name.format(o), 0) - before.get(name.format(o), 0)) for o in ("used", "discarded")}
+    found = _counted_by(before, after, "workers_asr_early_second_passes_total", "outcome")
+    return {outcome: found.get(outcome, 0) for outcome in ("used", "discarded")}
 
 
 def busy_share(run: dict[str, Any]) -> float | None:

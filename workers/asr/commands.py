@@ -258,7 +258,8 @@ def bench(args: argparse.Namespace) -> int:
     start_logging()
     common = common_options(args, (TRANSPORT, *SYSTEMS))
     options = bench_streams.AsrBenchOptions(seconds=args.seconds, chunk_s=args.chunk_ms / 1000,
-                                            pause_s=args.pause_ms / 1000, target_p95_s=args.target_ms / 1000, files=args.files, **common)
+                                            pause_s=args.pause_ms / 1000, target_p95_s=args.target_ms / 1000,
+                                            files=args.files, **common)
     if args.streams:
         options.streams = [int(n) for n in args.streams.split(",")]
     report = bench_streams.run_asr_bench(options)

@@ -99,7 +99,8 @@ class AsrHandler(StatefulHandler[Chunk]):
         self.early: OrderedDict[str, tuple[tuple[int, int, Phrases | None], Future[SearchDone]]] = OrderedDict()
         """Stream id -> the second pass started for its open segment when its speech ended ((segment, speech end
         frame, phrase list), the pass): the final uses it if nothing changed since (:meth:`_start_early`)."""
-        self._early = {o: metrics.EARLY_SECOND_PASSES.labels(worker=self.name, outcome=o) for o in ("used", "discarded")}
+        self._early = {o: metrics.EARLY_SECOND_PASSES.labels(worker=self.name, outcome=o)
+                       for o in ("used", "discarded")}
 
     @staticmethod
     def _no_factory() -> StreamState:
@@ -207,20 +208,20 @@ class AsrHandler(StatefulHandler[Chunk]):
         pending = [s for s in produced if s.owes_second_pass]
         if not pending or self.finals is None:
             return None
-        early = self.early.pop(stream_id, None)
-        if early is not None:
-            if len(pending) == 1 and early[0] == (pending[0].index, pending[0].speech_end, pending[0].phrases):
-                self._early["used"].inc()
-                return early[1]
-            early[1].cancel()
-            self._early["discarded"].inc()
+        early = self.early.get(stream_id)
+        if early is not None and len(pending) == 1 \
+                and early[0] == (pending[0].index, pending[0].speech_end, pending[0].phrases):
+            del self.early[stream_id]
+            self._early["used"].inc()
+            return early[1]
+        self._drop_early(stream_id)  # it read something else than this final owes
         return self.finals.search([owed(s) for s in pending])
 
     def _start_early(self, stream_id: str, stream: Stream) -> None:
         """Start the open segment's second pass once its speech has ended (``early_second_pass_after_s`` of
-        silence, before the endpoint), as Google's two-pass endpointing prefetches it: at the endpoint the final is done
-        or nearly. If speech comes first, the pass is dropped (its work wasted). Not while the search processes
-        are backlogged: there a wasted pass would delay the finals that are due."""
+        silence, before the endpoint), as Google's two-pass endpointing prefetches it: at the endpoint the final
+        is done or nearly. If speech comes first, the pass is dropped (its work wasted). Not while the search
+        processes are backlogged: there a wasted pass would delay the finals that are due."""
         if self.finals is None or not self.settings.early_second_pass:
             return
         ended = self.recognizer.speech_ended(stream, self.settings.early_second_pass_after_s)
