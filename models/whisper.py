@@ -2,8 +2,10 @@
 with tf2onnx as two graphs the speech worker's finals run (two-pass recognition: streaming CTC partials,
 attention finals, as WeNet U2++ and Google's two-pass models do):
 
-- ``encoder.onnx``: log-mel [B, frames, 80] -> the cross-attention keys and values of every decoder layer
-  ([B, layers, frames/2, width] each), so a segment is encoded once and the decoder never sees the encoder;
+- ``encoder.onnx``: log-mel [B, frames, 80] -> the cross-attention keys and values of each decoder layer,
+  already split in heads as the decoder multiplies them (``cross_k_<i>`` [B, heads, width/heads, frames/2],
+  transposed, and ``cross_v_<i>`` [B, heads, frames/2, width/heads]), so a segment is encoded once, and a
+  decoder step neither slices nor splits nor transposes them (those copies were 40% of a step);
 - ``decoder.onnx``: new tokens [B, N], their first position, the self-attention cache of the tokens before
   them ([B, layers, P, width] keys and values) and the cross keys/values -> the last position's log-
   probabilities over the vocabulary and the cache grown by N. The KV cache is ONNX state, as the streaming
@@ -31,6 +33,8 @@ N_MELS = 80
 MAX_FRAMES = 1500
 """Encoder positions (30 s at 50 frames/s): a segment longer than 30 s is cut by the caller."""
 MAX_TOKENS = 448
+CROSS = tuple(f"cross_{kind}_{i}" for kind in "kv" for i in range(LAYERS))
+"""The encoder's outputs and the decoder's inputs that carry the cross-attention keys and values."""
 
 _CT2_TYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
@@ -81,6 +85,11 @@ def read_ct2(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def cross_shape(name: str) -> tuple[int | None, ...]:
+    """The shape of one of :data:`CROSS` without the batch: keys transposed, values not."""
+    return (HEADS, WIDTH // HEADS, None) if name.startswith("cross_k") else (HEADS, None, WIDTH // HEADS)
+
+
 def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
     """The Keras encoder and decoder (see the module docstring for their inputs and outputs)."""
     import keras
@@ -109,10 +118,14 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
         return tf.concat(tf.unstack(x, HEADS, axis=1), axis=-1)
 
     def attend(q: Any, k: Any, v: Any, mask: Any = None) -> Any:
-        scores = tf.matmul(heads(q), heads(k), transpose_b=True) / np.float32(np.sqrt(WIDTH // HEADS))
+        return attend_heads(q, tf.transpose(heads(k), [0, 1, 3, 2]), heads(v), mask)
+
+    def attend_heads(q: Any, keys: Any, values: Any, mask: Any = None) -> Any:
+        """Attention of ``q`` [B, N, W] over keys [B, H, W/H, T] and values [B, H, T, W/H] split in heads."""
+        scores = tf.matmul(heads(q), keys) / np.float32(np.sqrt(WIDTH // HEADS))
         if mask is not None:
             scores += mask
-        return merge(tf.matmul(tf.nn.softmax(scores, axis=-1), heads(v)))
+        return merge(tf.matmul(tf.nn.softmax(scores, axis=-1), values))
 
     third = [slice(i * WIDTH, (i + 1) * WIDTH) for i in range(3)]
 
@@ -159,13 +172,14 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
                 x = block(x)
             return self.ln(x)
 
-        def project(self, x: Any) -> tuple[Any, Any]:
-            """Every decoder layer's cross-attention keys and values of the encoder's output ``x``."""
-            keys = tf.stack([k(x) for k, _ in self.cross], axis=1)
-            values = tf.stack([v(x) for _, v in self.cross], axis=1)
+        def project(self, x: Any) -> tuple[list[Any], list[Any]]:
+            """Each decoder layer's cross-attention keys ([B, H, W/H, T]: transposed for the product with
+            the queries) and values ([B, H, T, W/H]) of the encoder's output ``x``."""
+            keys = [tf.transpose(heads(k(x)), [0, 1, 3, 2]) for k, _ in self.cross]
+            values = [heads(v(x)) for _, v in self.cross]
             return keys, values
 
-        def call(self, mel: Any) -> tuple[Any, Any]:
+        def call(self, mel: Any) -> tuple[list[Any], list[Any]]:
             return self.project(self.states(mel))
 
     class DecoderBlock(keras.layers.Layer):
@@ -186,7 +200,7 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
             k = tf.concat([past_k, self.k(h)], axis=1)
             v = tf.concat([past_v, self.v(h)], axis=1)
             x = x + self.o(attend(self.q(h), k, v, mask))
-            x = x + self.co(attend(self.cq(self.ln2(x)), cross_k, cross_v))
+            x = x + self.co(attend_heads(self.cq(self.ln2(x)), cross_k, cross_v))
             return x + self.down(gelu(self.up(self.ln3(x)))), k, v
 
     class Decoder(keras.layers.Layer):
@@ -199,8 +213,8 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
             self.blocks = [DecoderBlock(i) for i in range(LAYERS)]
             self.ln = norm("decoder/layer_norm")
 
-        def hidden(self, tokens: Any, offset: Any, past_k: Any, past_v: Any, cross_k: Any,
-                   cross_v: Any) -> tuple[Any, Any, Any]:
+        def hidden(self, tokens: Any, offset: Any, past_k: Any, past_v: Any, cross_k: list[Any],
+                   cross_v: list[Any]) -> tuple[Any, Any, Any]:
             """Every new position's output (normalized), and the grown self-attention cache."""
             n = tf.shape(tokens)[1]
             start = offset[0, 0]
@@ -211,30 +225,30 @@ def build(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
             mask = tf.where(tf.range(past + n)[tf.newaxis, :] <= rows, 0.0, -1e9)[tf.newaxis, tf.newaxis]
             keys, values = [], []
             for i, block in enumerate(self.blocks):
-                x, k, v = block(x, past_k[:, i], past_v[:, i], cross_k[:, i], cross_v[:, i], mask)
+                x, k, v = block(x, past_k[:, i], past_v[:, i], cross_k[i], cross_v[i], mask)
                 keys.append(k)
                 values.append(v)
             return self.ln(x), tf.stack(keys, axis=1), tf.stack(values, axis=1)
 
-        def call(self, tokens: Any, offset: Any, past_k: Any, past_v: Any, cross_k: Any, cross_v: Any) -> tuple[Any, Any, Any]:
+        def call(self, tokens: Any, offset: Any, past_k: Any, past_v: Any, cross_k: list[Any],
+                 cross_v: list[Any]) -> tuple[Any, Any, Any]:
             x, keys, values = self.hidden(tokens, offset, past_k, past_v, cross_k, cross_v)
             logits = tf.matmul(x[:, -1], self.projection)
             return tf.nn.log_softmax(logits, axis=-1), keys, values
 
     mel = keras.Input((None, N_MELS), name="mel")
-    named = {name: keras.layers.Identity(name=name) for name in ("cross_k", "cross_v", "log_probs", "next_k", "next_v")}
+    named = {name: keras.layers.Identity(name=name) for name in (*CROSS, "log_probs", "next_k", "next_v")}
     cross_k, cross_v = Encoder()(mel)
-    encoder = keras.Model(mel, {"cross_k": named["cross_k"](cross_k), "cross_v": named["cross_v"](cross_v)},
+    encoder = keras.Model(mel, {n: named[n](t) for n, t in zip(CROSS, [*cross_k, *cross_v], strict=True)},
                           name="whisper_encoder")
 
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     offset = keras.Input((1,), dtype="int32", name="offset")
     past_k = keras.Input((LAYERS, None, WIDTH), name="past_k")
     past_v = keras.Input((LAYERS, None, WIDTH), name="past_v")
-    ck = keras.Input((LAYERS, None, WIDTH), name="cross_k")
-    cv = keras.Input((LAYERS, None, WIDTH), name="cross_v")
-    log_probs, next_k, next_v = Decoder()(tokens, offset, past_k, past_v, ck, cv)
-    decoder = keras.Model([tokens, offset, past_k, past_v, ck, cv],
+    cross = [keras.Input(cross_shape(n), name=n) for n in CROSS]
+    log_probs, next_k, next_v = Decoder()(tokens, offset, past_k, past_v, cross[:LAYERS], cross[LAYERS:])
+    decoder = keras.Model([tokens, offset, past_k, past_v, *cross],
                           {n: named[n](t) for n, t in (("log_probs", log_probs), ("next_k", next_k), ("next_v", next_v))},
                           name="whisper_decoder")
     return encoder, decoder
@@ -289,11 +303,11 @@ def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True, buil
     cross = {k: np.asarray(v) for k, v in encoder(mel).items()}
     past = np.asarray(np.random.default_rng(0).normal(size=(1, LAYERS, 3, WIDTH)), np.float32)
     samples = {"tokens": np.asarray([[50257, 50362, 440]], np.int32), "offset": np.asarray([[3]], np.int32),
-               "past_k": past, "past_v": past * 0.5, "cross_k": cross["cross_k"], "cross_v": cross["cross_v"]}
+               "past_k": past, "past_v": past * 0.5, **cross}
     dec_report = export_keras(
         decoder, [tf.TensorSpec([None, None], tf.int32, name="tokens"), tf.TensorSpec([None, 1], tf.int32, name="offset"),
-                  *(tf.TensorSpec([None, LAYERS, None, WIDTH], tf.float32, name=n)
-                    for n in ("past_k", "past_v", "cross_k", "cross_v"))],
+                  *(tf.TensorSpec([None, LAYERS, None, WIDTH], tf.float32, name=n) for n in ("past_k", "past_v")),
+                  *(tf.TensorSpec([None, *cross_shape(n)], tf.float32, name=n) for n in CROSS)],
         out / "decoder.onnx", samples, atol=1e-3)
     shutil.copy(source / "vocabulary.txt", out / "vocabulary.txt")
     merges = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))["model"]["merges"]

@@ -200,9 +200,11 @@ class DecoderTrainer:
 
     def _losses(self, states: Any, inputs: Any, targets: Any, weights: Any) -> Any:
         tf = self.tf
+        from models.whisper import LAYERS, WIDTH
+
         cross_k, cross_v = self.enc.project(states)
         count = tf.shape(inputs)[0]
-        empty = tf.zeros([count, cross_k.shape[1], 0, cross_k.shape[-1]])
+        empty = tf.zeros([count, LAYERS, 0, WIDTH])
         hidden, _, _ = self.dec.hidden(inputs, tf.zeros([count, 1], tf.int32), empty, empty, cross_k, cross_v)
         logits = tf.matmul(hidden, self.dec.projection)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)

@@ -24,8 +24,8 @@ def test_the_keras_port_decodes_token_for_token_as_ctranslate2_does() -> None:
     tokenizer = Tokenizer.load(whisper.weights_dir() / "vocabulary.txt")
     cross = {k: np.asarray(v) for k, v in encoder(mel).items()}
     empty = np.zeros((1, whisper.LAYERS, 0, whisper.WIDTH), np.float32)
-    feeds = [np.asarray([tokenizer.prompt], np.int32), np.zeros((1, 1), np.int32), empty, empty,
-             cross["cross_k"], cross["cross_v"]]
+    feeds = {"tokens": np.asarray([tokenizer.prompt], np.int32), "offset": np.zeros((1, 1), np.int32),
+             "past_k": empty, "past_v": empty, **cross}
     ours: list[int] = []
     for step in range(40):
         out = decoder(feeds)
@@ -35,8 +35,8 @@ def test_the_keras_port_decodes_token_for_token_as_ctranslate2_does() -> None:
         if token == tokenizer.eot:
             break
         ours.append(token)
-        feeds = [np.asarray([[token]], np.int32), np.asarray([[len(tokenizer.prompt) + step]], np.int32),
-                 np.asarray(out["next_k"]), np.asarray(out["next_v"]), cross["cross_k"], cross["cross_v"]]
+        feeds = {"tokens": np.asarray([[token]], np.int32), "offset": np.asarray([[len(tokenizer.prompt) + step]], np.int32),
+                 "past_k": np.asarray(out["next_k"]), "past_v": np.asarray(out["next_v"]), **cross}
     reference = ctranslate2.models.Whisper(str(whisper.weights_dir()), device="cpu", compute_type="float32")
     want = reference.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel.transpose(0, 2, 1))),
                               [tokenizer.prompt], beam_size=1, max_length=40)[0].sequences_ids[0]

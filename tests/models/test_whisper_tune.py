@@ -84,14 +84,14 @@ def test_the_training_loss_is_the_served_decoders_log_likelihood_and_training_lo
 
     cross = {k: np.asarray(v) for k, v in encoder(mel.astype(np.float32)).items()}
     empty = np.zeros((1, whisper.LAYERS, 0, whisper.WIDTH), np.float32)
-    feeds = [np.asarray([tokenizer.prompt], np.int32), np.zeros((1, 1), np.int32), empty, empty,
-             cross["cross_k"], cross["cross_v"]]
+    feeds = {"tokens": np.asarray([tokenizer.prompt], np.int32), "offset": np.zeros((1, 1), np.int32),
+             "past_k": empty, "past_v": empty, **cross}
     served = 0.0
     for step, token in enumerate(text + [tokenizer.eot]):
         out = decoder(feeds)
         served -= float(np.asarray(out["log_probs"])[0, token])
-        feeds = [np.asarray([[token]], np.int32), np.asarray([[len(tokenizer.prompt) + step]], np.int32),
-                 np.asarray(out["next_k"]), np.asarray(out["next_v"]), cross["cross_k"], cross["cross_v"]]
+        feeds = {"tokens": np.asarray([[token]], np.int32), "offset": np.asarray([[len(tokenizer.prompt) + step]], np.int32),
+                 "past_k": np.asarray(out["next_k"]), "past_v": np.asarray(out["next_v"]), **cross}
     before = trainer.loss(*batch)
     assert before == pytest.approx(served / (len(text) + 1), rel=5e-3)  # the states are kept in float16
     for _ in range(3):

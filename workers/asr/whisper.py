@@ -276,10 +276,10 @@ class Whisper:
         """The decoder's first call for ``count`` rows: the prompt, an empty cache, the encoder's keys and
         values (one segment's repeated when ``count`` rows score it)."""
         empty = np.zeros((count, self.layers, 0, self.width), np.float32)
-        repeat = count // len(cross["cross_k"])
+        repeat = count // _rows(cross)
         return {"tokens": np.tile(np.asarray([self.tokenizer.prompt], np.int32), (count, 1)),
                 "offset": np.zeros((count, 1), np.int32), "past_k": empty, "past_v": empty,
-                "cross_k": np.repeat(cross["cross_k"], repeat, 0), "cross_v": np.repeat(cross["cross_v"], repeat, 0)}
+                **{name: np.repeat(value, repeat, 0) if repeat > 1 else value for name, value in cross.items()}}
 
     def _choose(self, cross: dict[str, np.ndarray], only: WordList) -> Decoded:
         """The phrase of ``only`` the decoder finds likeliest as the whole segment (encoded as ``cross``):
@@ -306,7 +306,7 @@ class Whisper:
 
     def _decode(self, cross: dict[str, np.ndarray], longest: int, max_new: int | None) -> list[Decoded]:
         """Greedy decoding of the encoded segments ``cross`` (the longest ``longest`` feature frames)."""
-        count = len(cross["cross_k"])
+        count = _rows(cross)
         feeds = self._first_feeds(cross, count)
         limit = max_new or min(self.max_tokens // 2, 8 + int(longest / 100 * 6))  # speech: ~3 tokens/s
         tokens: list[list[int]] = [[] for _ in range(count)]
@@ -353,6 +353,11 @@ class Whisper:
 
 _NUMERALS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
              "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+
+
+def _rows(cross: dict[str, np.ndarray]) -> int:
+    """How many segments the encoder's outputs ``cross`` hold."""
+    return len(next(iter(cross.values())))
 
 
 class WordList:

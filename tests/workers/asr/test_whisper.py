@@ -49,6 +49,17 @@ def test_the_encoder_window_holds_the_segment_and_seconds_of_silence() -> None:
     assert window_frames(2990) == 3000  # never past the 30 s of positions
 
 
+def test_the_encoder_hands_each_decoder_layer_its_cross_keys_and_values_split_in_heads(whisper: Whisper) -> None:
+    # laid out as the decoder multiplies them: a step neither slices, splits nor transposes them
+    from models.whisper import CROSS, HEADS, WIDTH
+
+    cross = whisper.encoder.run({"mel": np.zeros((1, 1000, 80), np.float32)})
+    assert sorted(cross) == sorted(CROSS)
+    assert cross["cross_k_0"].shape == (1, HEADS, WIDTH // HEADS, 500)
+    assert cross["cross_v_3"].shape == (1, HEADS, 500, WIDTH // HEADS)
+    assert set(CROSS) <= {i.name for i in whisper.decoder.session.get_inputs()}
+
+
 def test_the_committed_pair_transcribes_unseen_speech(whisper: Whisper) -> None:
     lj, librivox = whisper.transcribe([sample("LJ001-0006.wav"), sample("librivox-0880.wav")])
     errors, words = word_errors("and it is worth mention in passing that as an example of fine typography",
