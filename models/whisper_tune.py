@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from models.asr_data import ASR_DATA, FSDD_HELD_OUT_SPEAKER
+from models.whisper import LAYERS, WIDTH
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,6 @@ class DecoderTrainer:
 
     def _losses(self, states: Any, inputs: Any, targets: Any, weights: Any) -> Any:
         tf = self.tf
-        from models.whisper import LAYERS, WIDTH
-
         cross_k, cross_v = self.enc.project(states)
         count = tf.shape(inputs)[0]
         empty = tf.zeros([count, LAYERS, 0, WIDTH])
