@@ -17,6 +17,7 @@ language models (``lm.txt.gz``): here, or by the caller (``defer_search``; the w
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -666,8 +667,12 @@ class Recognizer:
             return None
         return self.punctuator.display([w.word for w in segment.words])
 
-    def _second_pass_end(self, speech_end: int) -> float:
-        return (speech_end + self.tail_frames) * self.model.frame_s
+    def _second_pass_audio(self, stream: Stream, speech_end: int, end_s: float = math.inf) -> np.ndarray:
+        """The open segment's audio its final's second pass reads: from just before the segment's start to
+        :data:`FINAL_TAIL_S` past its speech (or ``end_s``, where the segment ends sooner). The one place both
+        an early pass and the final take it, so that they read the same."""
+        tail_s = (speech_end + self.tail_frames) * self.model.frame_s
+        return stream.audio.take(stream.segment_start_s - AUDIO_LEAD_S, min(end_s, tail_s))
 
     def speech_ended(self, stream: Stream, after_s: float = FINAL_TAIL_S) -> tuple[int, int] | None:
         """``(segment, speech end frame)`` of a stream's open segment once ``after_s`` of silence (at least
@@ -682,8 +687,7 @@ class Recognizer:
 
     def early_second_pass(self, stream: Stream, speech_end: int) -> Owed:
         """What the open segment's final will owe its second pass, if no speech follows: the same audio."""
-        audio = stream.audio.take(stream.segment_start_s - AUDIO_LEAD_S, self._second_pass_end(speech_end))
-        return Owed(None, stream.phrases, audio)
+        return Owed(None, stream.phrases, self._second_pass_audio(stream, speech_end))
 
     def _close(self, stream: Stream, end_s: float, reason: str, defer_search: bool) -> Segment:
         decoder = stream.decoder
@@ -696,8 +700,7 @@ class Recognizer:
             segment.phrases = stream.phrases
             if self.whisper is not None:
                 segment.speech_end = round(end_s / self.model.frame_s) - decoder.silent_frames
-                segment.audio = stream.audio.take(segment.start_s - AUDIO_LEAD_S,
-                                                  min(end_s, self._second_pass_end(segment.speech_end)))
+                segment.audio = self._second_pass_audio(stream, segment.speech_end, end_s)
             if not defer_search:
                 self.apply_second_pass(segment, self.second_pass([segment])[0])
         stream.audio.drop_before(end_s - AUDIO_LEAD_S)
