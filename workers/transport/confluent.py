@@ -70,6 +70,8 @@ class ConfluentConsumer:
             }
         )
         self._next_offset: dict[TopicPartition, int] = {}
+        self._revoked_in_consume: set[TopicPartition] | None = None
+        """While :meth:`poll` takes the buffered records: the partitions revoked meanwhile."""
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         def on_assign(_c: ck.Consumer, tps: list[ck.TopicPartition]) -> None:
@@ -79,6 +81,8 @@ class ConfluentConsumer:
             listener.on_partitions_revoked(_ours(tps))
             for tp in _ours(tps):
                 self._next_offset.pop(tp, None)
+            if self._revoked_in_consume is not None:
+                self._revoked_in_consume |= _ours(tps)
 
         self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
 
@@ -102,9 +106,21 @@ class ConfluentConsumer:
         first = self._consumer.poll(timeout_s)
         if first is None:
             return []
-        rest = self._consumer.consume(num_messages=max_records - 1, timeout=0) if max_records > 1 else []
+        self._revoked_in_consume = set()
+        try:
+            rest = self._consumer.consume(num_messages=max_records - 1, timeout=0) if max_records > 1 else []
+        finally:
+            revoked, self._revoked_in_consume = self._revoked_in_consume, None
+        if TopicPartition(first.topic(), first.partition()) in revoked:
+            # consume() ran a rebalance that revoked the first record's partition: the worker has handed its
+            # keys' state over, and whoever owns it now (this worker too, once reassigned) reads the record
+            # again from the committed offset. librdkafka drops such records among consume()'s own; this one
+            # came from the poll() before it.
+            log.info("dropped %s[%d]@%d: fetched before its partition was revoked", first.topic(),
+                     first.partition(), first.offset())
+            first = None
         out: list[Record] = []
-        for m in [first, *rest]:
+        for m in [first, *rest] if first is not None else rest:
             if m.error():
                 if m.error().code() != ck.KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", m.error())
