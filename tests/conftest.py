@@ -128,6 +128,16 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text()[-6000:] if self.log_path and self.log_path.exists() else ""
 
+    def events(self) -> str:
+        """Its log's hand-over story (assignments, revokes, restores, streams resumed on fresh state, records
+        dropped) and its warnings: what a failed state test needs to say which move went wrong."""
+        if not (self.log_path and self.log_path.exists()):
+            return ""
+        said = ("partitions assigned", "partitions revoked", "state: restored", "resumes at", "dropped ",
+                "SIGTERM", " WARNING ", " ERROR ")
+        lines = [line[:300] for line in self.log_path.read_text().splitlines() if any(s in line for s in said)]
+        return f"== {self.worker} worker, log {self.log_path.name}\n" + "\n".join(lines[-60:])
+
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[object]:

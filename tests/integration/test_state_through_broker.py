@@ -64,4 +64,5 @@ def test_state_follows_its_partitions_when_a_worker_joins_and_leaves(kafka, topi
     load.join()
     records = answers(kafka, topics, total)
     assert moved_in > 0 and first.metric("workers_state_restored_keys_total") > 0
-    assert not differences(worker_name, records, answers(kafka, reference_of(topics), total))
+    wrong = differences(worker_name, records, answers(kafka, reference_of(topics), total))
+    assert not wrong, "\n".join([*wrong, first.events(), second.events()])

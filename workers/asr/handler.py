@@ -137,6 +137,9 @@ class AsrHandler(StatefulHandler[Chunk]):
                 return InvalidMessage("too_many_streams", f"{len(self.streams)} streams open (max_streams)")
             self.ended.pop(chunk.stream_id, None)
             state = StreamState(self.recognizer.new_stream(chunk.sample_rate), chunk.seq, resumed=chunk.seq > 0)
+            if state.resumed:
+                log.info("%s: stream %r resumes at seq %d (%s[%d]@%d) on fresh state", self.name, chunk.stream_id,
+                         chunk.seq, item.record.topic, item.record.partition, item.record.offset)
             self.streams.put(chunk.stream_id, item.record.partition, state)
         if chunk.sample_rate != state.stream.rate:
             return InvalidMessage("rate_changed", f"sample_rate {chunk.sample_rate} Hz; the stream started at "
