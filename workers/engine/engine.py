@@ -100,6 +100,8 @@ class StreamEngine:
         self._last_commit = time.monotonic()
         self._last_housekeeping = 0.0
         self._lag_partitions: set[int] = set()
+        self._owned: set[int] = set()
+        """The input partitions assigned to this worker now (what the rebalance callbacks said last)."""
         self._completed = 0
         self._completed_e2e: list[float] = []
         """Inputs completed (results acknowledged) and their end-to-end seconds, not yet in the metrics."""
@@ -215,6 +217,13 @@ class StreamEngine:
     # -- the pipeline ----------------------------------------------------------------------------
 
     def _accept(self, record: Record, received_at: float, enqueued_at: float) -> None:
+        if record.partition not in self._owned:
+            # Fetched before its partition was revoked, and handed over by the client anyway: applying it would
+            # make its key's state afresh and write that to the changelog, where the new owner restores it.
+            log.info("%s: dropped %s[%d]@%d: its partition is not assigned to this worker (revoked after the "
+                     "fetch); its owner reads it from the committed offset", self.handler.name, record.topic,
+                     record.partition, record.offset)
+            return
         self.tracker.track(record.tp, record.offset)
         if record.value is None:
             self._send_to_dlq(record, InvalidMessage("empty_value", "record has no value (tombstone)"))
@@ -471,10 +480,12 @@ class StreamEngine:
             self.changelog.forget(numbers)
             self._state_writes = {k: w for k, w in self._state_writes.items() if k[0] not in partitions}
         self.handler.on_partitions_revoked(numbers)
+        self._owned -= numbers
         self._m_assigned.set(len(self.consumer.assignment() - partitions))
 
     def on_partitions_assigned(self, partitions: set[TopicPartition]) -> None:
         log.info("%s: partitions assigned: %s", self.handler.name, sorted(p.partition for p in partitions))
+        self._owned |= {tp.partition for tp in partitions if tp.topic == self.input_topic}
         if self.changelog is not None:  # not ready (503) until the partitions' state is back
             self.health.ready = False
             self.changelog.restore({tp.partition for tp in partitions if tp.topic == self.input_topic},

@@ -140,3 +140,31 @@ def test_expired_conversations_are_deleted_from_the_changelog() -> None:
     state = [r for r in producer.acked if r.topic == STATE]
     assert [(r.key, r.value) for r in state[-3:]] == [(b"c1", None), (b"c2", None), (b"c3", None)]
     assert [dict(r.headers)[OFFSET_HEADER] for r in state[-3:]] == [b"0", b"0", b"1"]  # re-reads up to it are skipped
+
+
+class LeakyConsumer(FakeConsumer):
+    """Hands over a record of a partition revoked after it was fetched, as librdkafka's ``poll()`` did when the
+    rebalance was served in the ``consume()`` after it."""
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        out, self.pending = self.pending[:max_records], self.pending[max_records:]
+        return out
+
+
+def test_a_record_of_a_revoked_partition_is_not_applied_and_writes_no_state() -> None:
+    records = messages()
+    producer, log = FakeProducer(), []
+    engine = engine_for(records[:3], producer, log)
+    engine.run(until=lambda: not engine.consumer.pending and engine.tracker.in_flight == 0)  # type: ignore[attr-defined]
+    leaky = LeakyConsumer([r for r in records[3:6] if r.partition == 0], {TopicPartition(TOPIC, 1)})
+    leaky.listener, engine.consumer = engine, leaky
+    engine.on_partitions_revoked({TopicPartition(TOPIC, 0)})  # partition 0 moved to another worker
+    written = len(producer.topic(STATE))
+    assert engine.handler.state.peek("c1") is None  # type: ignore[attr-defined]
+    for _ in range(3):
+        engine.step()
+    engine.drain(1)
+    assert engine.tracker.in_flight == 0
+    assert len(replies(producer.acked)) == 3, "a record of a revoked partition was answered"
+    assert len(producer.topic(STATE)) == written, "a revoked partition's key was written afresh to the changelog"
+    assert engine.handler.state.peek("c1") is None  # type: ignore[attr-defined]
