@@ -485,11 +485,11 @@ class StreamEngine:
 
     def on_partitions_assigned(self, partitions: set[TopicPartition]) -> None:
         log.info("%s: partitions assigned: %s", self.handler.name, sorted(p.partition for p in partitions))
-        self._owned |= {tp.partition for tp in partitions if tp.topic == self.input_topic}
+        numbers = {tp.partition for tp in partitions if tp.topic == self.input_topic}
+        self._owned |= numbers
         if self.changelog is not None:  # not ready (503) until the partitions' state is back
             self.health.ready = False
-            self.changelog.restore({tp.partition for tp in partitions if tp.topic == self.input_topic},
-                                   self.settings.state_ttl_s)
+            self.changelog.restore(numbers, self.settings.state_ttl_s)
             self.health.ready = True
         self._m_assigned.set(len(self.consumer.assignment() | partitions))
         if self._paused and partitions:
