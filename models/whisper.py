@@ -275,10 +275,39 @@ def reference_check(model_dir: Path, clips: list[np.ndarray]) -> dict[str, Any]:
     return {"runtime": f"ctranslate2 {ctranslate2.__version__}", "clips": len(clips), "identical_tokens": same}
 
 
+QUANTIZATION = {
+    "encoder.onnx": "onnxruntime dynamic int8 (QInt8 MatMul and Gather): one segment a call, its activations' scale per call",
+    "decoder.onnx": "MatMulNBits 8-bit weights (symmetric, blocks of 32, accuracy_level 4: activations per row and block), "
+                    "the embedding's Gather dynamic int8: a row's output does not depend on the rows beside it",
+}
+
+
+def quantize_pair(out: Path) -> None:
+    """Quantize the exported float32 pair in ``out`` in place, as :data:`QUANTIZATION` says. The decoder's
+    rows must not depend on each other, so the finals' processes can decode waiting segments in one batch and
+    each still gets the text it gets alone (``workers transcribe``, a restart): dynamic int8 scales a call's
+    activations together (a row's log-probabilities moved by up to 1.1 in a batch of eight), MatMulNBits at
+    accuracy level 4 quantizes each row's blocks on their own (difference 0), and costs 10% less a step alone
+    (docs/notes/asr-log.md, 2026-12-07). The embedding's Gather (dequantized per looked-up row) stays dynamic int8:
+    MatMulNBits' quantizer takes a Gather only at 4 bits."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    quantize_dynamic(out / "encoder.onnx", out / "encoder.onnx", weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gather"])
+    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4, bits=8,
+                                          op_types_to_quantize=("MatMul",))
+    quantizer = MatMulNBitsQuantizer(onnx.load(out / "decoder.onnx"), algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(out / "decoder.onnx"), use_external_data_format=False)
+    quantize_dynamic(out / "decoder.onnx", out / "decoder.onnx", weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"])
+
+
 def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True, built: tuple[Any, Any] | None = None,
            tuning: dict[str, Any] | None = None) -> dict[str, Any]:
     """Port, export with the parity gates (Keras against ONNX Runtime, then the float32 graphs against
-    CTranslate2), optionally quantize to int8 (checked against CTranslate2 again), and write the model
+    CTranslate2), optionally quantize (:func:`quantize_pair`, checked against CTranslate2 again), and write the model
     directory (``encoder.onnx``, ``decoder.onnx``, ``vocabulary.txt``, ``merges.txt``, ``manifest.json``).
     ``built``: a fine-tuned (encoder, decoder) pair to export instead of the port (``models.whisper_tune``;
     its ``tuning`` report goes in the manifest). Its comparison with CTranslate2 is then a measure of how far
@@ -330,11 +359,8 @@ def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True, buil
     }
     write_manifest(out, manifest, WhisperManifest)
     manifest["export"]["reference_float32"] = reference_check(out, clips)
-    if quantize:  # the matrices and the embedding table to int8 (the table's rows are dequantized per lookup)
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        for name in ("encoder.onnx", "decoder.onnx"):
-            quantize_dynamic(out / name, out / name, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gather"])
+    if quantize:
+        quantize_pair(out)
+        manifest["whisper"]["quantization"] = QUANTIZATION
         manifest["export"]["reference_int8"] = reference_check(out, clips)
     return write_manifest(out, manifest, WhisperManifest)
