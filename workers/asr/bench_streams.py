@@ -87,11 +87,11 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
         if warm["chunks_answered"] < warm["chunks_sent"]:
             sut.check_alive()
             raise TimeoutError(f"{system}: warm-up stream not answered in 240 s")
-        before = sut.scrape(keep=("beam", "outcome"))
+        before = sut.scrape(keep=("beam", "outcome", "shared"))
         with ProcessSampler(sut.process.pid) as sampler:
             run = replay(kafka, options.files, streams, options.seconds, options.chunk_s, drain_s=10, topics=topics,
                          keep_samples=True, producer=producer, pause_s=options.pause_s)
-        after = sut.scrape(keep=("beam", "outcome"))
+        after = sut.scrape(keep=("beam", "outcome", "shared"))
         sut.check_alive()
     finally:
         producer.close()
@@ -109,6 +109,7 @@ def run_streams(system: str, streams: int, options: AsrBenchOptions, bootstrap: 
         figures |= {"batch_size_mean": batch["mean"], "inference_s_mean_per_batch": inference["mean"],
                     "search_beam": worker_settings(AsrSettings, options.worker_env).beam,
                     "final_searches_by_beam": searches_by_beam(before, after),
+                    "finals_by_shared_call": finals_by_shared_call(before, after),
                     "early_second_passes": early_passes(before, after)}
     log.info("%s, %d streams: partial p50 %s p95 %s s, RTFX %s, answered %.1f%%", system, streams,
              run["partial_latency_s"]["p50"], run["partial_latency_s"]["p95"], figures["rtfx"], 100 * answered)
@@ -127,6 +128,12 @@ def searches_by_beam(before: dict[str, float], after: dict[str, float]) -> dict[
     beam once the search processes were backlogged (less accurate finals), 0 for a search that failed."""
     found = _counted_by(before, after, "workers_asr_final_searches_total", "beam")
     return {beam: n for beam, n in sorted(found.items(), key=lambda kv: -int(kv[0])) if n}
+
+
+def finals_by_shared_call(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Finals read between two scrapes, by how many finals their second pass's call read together."""
+    found = _counted_by(before, after, "workers_asr_finals_by_shared_call_total", "shared")
+    return {shared: n for shared, n in sorted(found.items(), key=lambda kv: int(kv[0])) if n}
 
 
 def early_passes(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:

@@ -90,7 +90,7 @@ class AsrHandler(StatefulHandler[Chunk]):
             self.finals = FinalsPool(self.acoustic.model_dir, self.settings.search_processes,
                                      self.recognizer.search_settings, self.settings.busy_beam,
                                      self.settings.search_backlog, self.settings.search_nice,
-                                     self.recognizer.whisper is not None)
+                                     self.recognizer.whisper is not None, self.settings.second_pass_batch)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
         self._chunks = {o: metrics.CHUNKS.labels(worker=self.name, outcome=o)
@@ -249,7 +249,8 @@ class AsrHandler(StatefulHandler[Chunk]):
         """A chunk's results once its finals' beam search is done."""
         done = self._apply_search(context, produced, search)
         return self._results(item, context, produced, end, inference_s,
-                             {"search_ms": round(done.seconds * 1000, 3), "search_beam": done.beam})
+                             {"search_ms": round(done.seconds * 1000, 3), "search_beam": done.beam,
+                              "search_shared": done.shared})
 
     def _apply_search(self, context: ChunkContext, produced: list[Segment], search: Future[SearchDone]) -> SearchDone:
         """Give the finals among ``produced`` what their beam search found; their greedy text if it failed."""
@@ -263,6 +264,8 @@ class AsrHandler(StatefulHandler[Chunk]):
         for segment, searched in zip(pending, done.found, strict=False):
             self.recognizer.apply_second_pass(segment, searched)
         metrics.FINAL_SEARCHES.labels(worker=self.name, beam=str(done.beam)).inc()
+        if done.found:
+            metrics.FINALS_BY_SHARED_CALL.labels(worker=self.name, shared=str(done.shared)).inc(len(done.found))
         return done
 
     def on_expired(self, expired: list[tuple[str, StreamState]]) -> list[Owed]:

@@ -14,6 +14,11 @@ FINAL_SEARCHES = Counter(
     "with: asr.busy_beam while the search processes are backlogged, 0 when the search failed (greedy final).",
     ["worker", "beam"],
 )
+FINALS_BY_SHARED_CALL = Counter(
+    "workers_asr_finals_by_shared_call_total", "Finals' second passes off the batch loop, by how many finals the "
+    "call that read them read together (asr.second_pass_batch): 1 alone, more when finals of one window waited.",
+    ["worker", "shared"],
+)
 SEGMENTS = Counter(
     "workers_asr_segments_total", "Final segments emitted, by why they ended.", ["worker", "reason"]
 )

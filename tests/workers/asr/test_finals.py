@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from models import ARTIFACTS
+from workers.asr.audio import SAMPLE_RATE, read_wav, resample
 from workers.asr.finals import FinalsPool
 from workers.asr.lm import LanguageModels, SearchSettings
 from workers.asr.recognizer import Owed
 from workers.asr.text import ALPHABET
 from workers.asr.settings import AsrSettings
+from workers.asr.whisper import Whisper
+from workers.settings import OnnxSettings
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL = ARTIFACTS / "asr"
@@ -60,6 +63,29 @@ def test_a_backlogged_pool_searches_narrower_until_it_catches_up() -> None:
     finally:
         pool.close()
     assert beams == [SETTINGS.beam, SETTINGS.beam, 4, 4, 4] and after == SETTINGS.beam
+
+
+def test_waiting_finals_with_one_window_share_a_call_and_read_as_they_do_alone() -> None:
+    speech = np.concatenate([resample(*read_wav(REPO / "workers" / "asr" / "samples" / name), SAMPLE_RATE)
+                             for name in ("LJ001-0006.wav", "librivox-0880.wav")])  # 8.7 s: an 11.7 s window
+    short = [speech[: SAMPLE_RATE * s] for s in (2, 3, 4, 5, 6)]  # each gets the 10 s window
+    clips = [*short[:2], speech, *short[2:]]  # a final with another window waits between them
+    pool = FinalsPool(MODEL, 1, SETTINGS, batch=4)
+    try:
+        pool.warmup()
+        first = pool.search([Owed(None, None, speech)])  # the one process is busy with it
+        waiting = [pool.search([Owed(None, None, clip)]) for clip in clips]
+        dropped = pool.search([Owed(None, None, short[0])])
+        assert dropped.cancel()  # still waiting: cancelled, it is never read
+        done = [future.result(timeout=120) for future in [first, *waiting]]
+    finally:
+        pool.close()
+    # the oldest waiting final and three more of its window, past the one of another; then the rest alone
+    assert [d.shared for d in done] == [1, 4, 4, 1, 4, 4, 1]
+    whisper = Whisper(MODEL / "whisper", OnnxSettings(intra_op_num_threads=1))
+    alone = [whisper.transcribe([clip])[0] for clip in clips]
+    assert [d.found[0].tokens for d in done[1:]] == [d.tokens for d in alone]
+    assert [d.found[0].probabilities for d in done[1:]] == [d.probabilities for d in alone]
 
 
 def stat_fields(pid: str) -> list[str]:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from models import ARTIFACTS
-from workers.asr.bench_streams import AsrBenchOptions, busy_share, early_passes, format_table, keeps_up, searches_by_beam, summarise
+from workers.asr.bench_streams import AsrBenchOptions, busy_share, early_passes, finals_by_shared_call, format_table, keeps_up, searches_by_beam, summarise
 
 
 def run(system: str, streams: int, p95: float | None, answered: float = 1.0) -> dict:
@@ -99,3 +99,10 @@ def test_early_second_passes_are_counted_between_scrapes() -> None:
     after = {f"{name}{{outcome=used}}": 9.0, f"{name}{{outcome=discarded}}": 3.0}
     assert early_passes(before, after) == {"used": 7, "discarded": 3}
     assert early_passes({}, {}) == {"used": 0, "discarded": 0}  # a worker with none
+
+
+def test_finals_are_counted_by_how_many_shared_their_second_passs_call() -> None:
+    name = "workers_asr_finals_by_shared_call_total"
+    before = {f"{name}{{shared=1}}": 5.0}
+    after = {f"{name}{{shared=1}}": 9.0, f"{name}{{shared=3}}": 6.0, f"{name}{{shared=2}}": 0.0}
+    assert finals_by_shared_call(before, after) == {"1": 4, "3": 6}
