@@ -113,7 +113,7 @@ class AsrSettings(SettingsSection):
         "3 to 10 gave partial p95 0.15-0.27 s and final p95 1.1-2.5 s, against 0.36-0.53 s and 0.69-1.10 s at 0.")
     second_pass_batch: int = Field(
         8, ge=1, description="Finals waiting for the second pass whose audio has the same decoder window (every "
-        "segment up to ~7 s gets the 10 s one) go to a search process together, up to this many, and its decoder "
+        "segment up to 4 s gets the 7 s one) go to a search process together, up to this many, and its decoder "
         "steps for all of them in one call: ~1.5x the cost of one final for two, ~2.4x for four. A final's text "
         "is the same alone or in a batch. 1 sends each alone.")
     busy_beam: int = Field(

@@ -68,7 +68,7 @@ def test_a_backlogged_pool_searches_narrower_until_it_catches_up() -> None:
 def test_waiting_finals_with_one_window_share_a_call_and_read_as_they_do_alone() -> None:
     speech = np.concatenate([resample(*read_wav(REPO / "workers" / "asr" / "samples" / name), SAMPLE_RATE)
                              for name in ("LJ001-0006.wav", "librivox-0880.wav")])  # 8.7 s: an 11.7 s window
-    short = [speech[: SAMPLE_RATE * s] for s in (2, 3, 4, 5, 6)]  # each gets the 10 s window
+    short = [speech[: int(SAMPLE_RATE * s)] for s in (1, 1.5, 2, 3, 4)]  # each gets the 7 s window
     clips = [*short[:2], speech, *short[2:]]  # a final with another window waits between them
     pool = FinalsPool(MODEL, 1, SETTINGS, batch=4)
     try:

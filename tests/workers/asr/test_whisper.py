@@ -44,7 +44,7 @@ def test_a_segment_at_any_level_or_dc_offset_is_brought_to_one_level() -> None:
 
 
 def test_the_encoder_window_holds_the_segment_and_seconds_of_silence() -> None:
-    assert window_frames(200) == 1000  # a 2 s segment: a 10 s window
+    assert window_frames(200) == 700  # a 2 s segment: a 7 s window
     assert window_frames(900) == 1200  # 9 s: 3 s of silence after it
     assert window_frames(2990) == 3000  # never past the 30 s of positions
 
@@ -97,7 +97,7 @@ def test_a_words_confidence_is_its_own_tokens_not_the_punctuation_after_it(whisp
 
 def test_a_segment_reads_the_same_whatever_is_decoded_beside_it(whisper: Whisper) -> None:
     # the committed decoder's rows are independent (8-bit weights, activations quantized per row), so segments
-    # with one window share its calls: three short ones (the 10 s window) together, the long one on its own
+    # with one window share its calls: three short ones (the 7 s window) together, the long one on its own
     assert whisper.rows_independent
     lj, librivox = sample("LJ001-0006.wav"), sample("librivox-0880.wav")  # 5.7 and 3.0 s
     clips = [np.concatenate([lj, librivox]), lj[: SAMPLE_RATE * 2], lj[: SAMPLE_RATE * 4], librivox]
