@@ -31,6 +31,7 @@ class ExportReport:
     outputs: list[dict[str, Any]]
     versions: dict[str, str]
     native_gru: bool = False
+    simplified: dict[str, int] | None = None
 
     def as_manifest(self) -> dict[str, Any]:
         manifest = {
@@ -41,6 +42,8 @@ class ExportReport:
         }
         if self.native_gru:
             manifest["recurrent"] = NATIVE_GRU_NOTE
+        if self.simplified:
+            manifest["simplified"] = self.simplified
         return manifest
 
 
@@ -73,11 +76,13 @@ def export_keras(
     samples: dict[str, np.ndarray],
     opset: int = 17,
     atol: float = 1e-4,
+    simplify: bool = False,
 ) -> ExportReport:
     """Convert ``model`` to ONNX at ``out_path``; raise if the graph is invalid or outputs differ.
 
     ``input_signature`` holds named ``tf.TensorSpec``s; ``samples`` maps those names to arrays
-    used for the parity check (use real data, not zeros: zeros hide wrong weights).
+    used for the parity check (use real data, not zeros: zeros hide wrong weights). ``simplify``: rewrite
+    tf2onnx's transformer patterns into fewer nodes first (:mod:`export.simplify`), under the same gates.
     """
     import onnx
     import onnxruntime as ort
@@ -94,6 +99,12 @@ def export_keras(
     except RewriteError as exc:
         log.warning("%s: the recurrent loop stays a Loop (%s)", out_path.name, exc)
         rewritten = False
+    simplified = None
+    if simplify:
+        from export.simplify import simplify as simplify_graph
+
+        simplified = simplify_graph(onnx_model).as_manifest()
+        log.info("%s: %s", out_path.name, simplified)
     _name_batch_axis(onnx_model)
     onnx.checker.check_model(onnx_model, full_check=True)
     onnx.save(onnx_model, str(out_path))
@@ -127,4 +138,5 @@ def export_keras(
             "onnxruntime": ort.__version__,
         },
         native_gru=rewritten,
+        simplified=simplified,
     )
