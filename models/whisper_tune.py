@@ -243,7 +243,8 @@ def tune(out: Path, epochs: int = 4, lr: float = 1e-5, batch_size: int = 16, see
          asterisk: bool = True, copies: int = 1, cache: Path = CACHE, quantize: bool = True) -> dict[str, Any]:
     """Fine-tune, keep the epoch with the lowest development loss, export it to ``out`` (the exported pair
     as ``models.whisper.export`` writes it). The decoder's weights are checkpointed per epoch in ``cache``;
-    a run with the same settings resumes after the last finished epoch."""
+    a run with the same settings resumes after the last finished epoch, and one whose epochs are all done only
+    exports the chosen epoch (the clips are not encoded again: ``encode_seconds`` is then None)."""
     import tensorflow as tf
 
     from models.whisper import build, export, read_ct2, weights_dir
@@ -258,46 +259,52 @@ def tune(out: Path, epochs: int = 4, lr: float = 1e-5, batch_size: int = 16, see
     log.info("tuning on %d clips (%s); development sets %s", len(train),
              {g: sum(c.group.startswith(g) for c in train) for g in ("fsdd", "asterisk", "ljspeech")},
              {k: len(v) for k, v in dev.items()})
-    started = time.perf_counter()
-    states = encode(encoder, train, seed)
-    dev_states = {k: encode(encoder, v, seed + 1) for k, v in dev.items()}
-    encode_s = time.perf_counter() - started
-    tokens = [tokenizer.encode(c.text) for c in train]
-    dev_tokens = {k: [tokenizer.encode(c.text) for c in v] for k, v in dev.items()}
-    trainer = DecoderTrainer(encoder, decoder, tokenizer.prompt, tokenizer.eot, lr)
-
-    def dev_loss() -> dict[str, float]:
-        found = {}
-        for name, sts in dev_states.items():
-            total = count = 0.0
-            for group in batches([len(s) for s in sts], 32, np.random.default_rng(0)):
-                batch = trainer.batch([sts[i] for i in group], [dev_tokens[name][i] for i in group])
-                t, c = trainer._loss(*batch)
-                total, count = total + float(np.sum(t)), count + float(np.sum(c))
-            found[name] = round(total / count, 4)
-        return found
-
     run = cache / f"run-lr{lr:g}-b{batch_size}-s{seed}-a{int(asterisk)}-c{copies}"
     run.mkdir(parents=True, exist_ok=True)
     history_path = run / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() else [{"epoch": 0, **dev_loss()}]
-    done = len(history) - 1
-    if done:
-        decoder.load_weights(run / f"epoch-{done}.weights.h5")
-        log.info("resumed after epoch %d", done)
-    rng = np.random.default_rng(seed)
-    for _ in range(done):
-        batches([len(s) for s in states], batch_size, rng)  # the same shuffles as an unbroken run
-    for epoch in range(done + 1, epochs + 1):
-        began = time.perf_counter()
-        losses = []
-        for group in batches([len(s) for s in states], batch_size, rng):
-            losses.append(trainer.step(*trainer.batch([states[i] for i in group], [tokens[i] for i in group])))
-        decoder.save_weights(run / f"epoch-{epoch}.weights.h5")
-        history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), **dev_loss(),
-                        "seconds": round(time.perf_counter() - began, 1)})
-        history_path.write_text(json.dumps(history, indent=1))
-        log.info("epoch %s", history[-1])
+    previous = json.loads(history_path.read_text()) if history_path.exists() else None
+    encode_s = None
+    if previous and len(previous) > epochs:  # every epoch done: export the chosen one, no need to encode the clips
+        history = previous
+        log.info("all %d epochs done in %s: exporting", epochs, run)
+    else:
+        started = time.perf_counter()
+        states = encode(encoder, train, seed)
+        dev_states = {k: encode(encoder, v, seed + 1) for k, v in dev.items()}
+        encode_s = time.perf_counter() - started
+        tokens = [tokenizer.encode(c.text) for c in train]
+        dev_tokens = {k: [tokenizer.encode(c.text) for c in v] for k, v in dev.items()}
+        trainer = DecoderTrainer(encoder, decoder, tokenizer.prompt, tokenizer.eot, lr)
+
+        def dev_loss() -> dict[str, float]:
+            found = {}
+            for name, sts in dev_states.items():
+                total = count = 0.0
+                for group in batches([len(s) for s in sts], 32, np.random.default_rng(0)):
+                    batch = trainer.batch([sts[i] for i in group], [dev_tokens[name][i] for i in group])
+                    t, c = trainer._loss(*batch)
+                    total, count = total + float(np.sum(t)), count + float(np.sum(c))
+                found[name] = round(total / count, 4)
+            return found
+
+        history = previous or [{"epoch": 0, **dev_loss()}]
+        done = len(history) - 1
+        if done:
+            decoder.load_weights(run / f"epoch-{done}.weights.h5")
+            log.info("resumed after epoch %d", done)
+        rng = np.random.default_rng(seed)
+        for _ in range(done):
+            batches([len(s) for s in states], batch_size, rng)  # the same shuffles as an unbroken run
+        for epoch in range(done + 1, epochs + 1):
+            began = time.perf_counter()
+            losses = []
+            for group in batches([len(s) for s in states], batch_size, rng):
+                losses.append(trainer.step(*trainer.batch([states[i] for i in group], [tokens[i] for i in group])))
+            decoder.save_weights(run / f"epoch-{epoch}.weights.h5")
+            history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), **dev_loss(),
+                            "seconds": round(time.perf_counter() - began, 1)})
+            history_path.write_text(json.dumps(history, indent=1))
+            log.info("epoch %s", history[-1])
     best = min(history, key=lambda h: h["fsdd_dev"] + h["ljspeech_dev"])
     if best["epoch"]:
         decoder.load_weights(run / f"epoch-{best['epoch']}.weights.h5")
@@ -309,7 +316,7 @@ def tune(out: Path, epochs: int = 4, lr: float = 1e-5, batch_size: int = 16, see
               "development": {"fsdd": f"speaker {DEV_SPEAKER}", "ljspeech": "every tenth LJ training clip"},
               "never_seen": f"FSDD speaker {FSDD_HELD_OUT_SPEAKER}; LJ Speech's held-out sixth",
               "copies": copies, "lr": lr, "batch": batch_size, "epochs": epochs, "seed": seed, "chosen_epoch": best["epoch"],
-              "history": history, "encode_seconds": round(encode_s, 1),
+              "history": history, "encode_seconds": None if encode_s is None else round(encode_s, 1),
               "asterisk": "Debian asterisk-core-sounds-en(-wav) 1.6.1, CC BY-SA 3.0" if asterisk else None}
     from models.asr_data import pocketsphinx_clips
     from workers.asr.audio import SAMPLE_RATE, read_wav, resample

@@ -258,7 +258,7 @@ class Whisper:
         output. Segments with the same window are then decoded together, one decoder call a token for all
         of them, when the decoder's rows are independent (:attr:`rows_independent`): each gets the tokens and
         probabilities it gets alone, so a final is the same wherever it is decoded (the worker, ``workers
-        transcribe``, a restart). A step costs ~3 ms for one segment, ~4.5 for two, ~7 for four (one core)."""
+        transcribe``, a restart). A step costs ~2.5 ms for one segment, ~6 for four (one core)."""
         if not segments:
             return []
         words = words or [None] * len(segments)
