@@ -142,10 +142,25 @@ class FinalsPool:
             if len(jobs) == 1 and jobs[0].audio is not None else None
         with self._lock:
             settings = self.busy_settings if self._waiting >= self.backlog else self.settings
-            self._queue.append(_Waiting(jobs, settings, future, window))
+            waiting = _Waiting(jobs, settings, future, window)
+            self._queue.append(waiting)
             self._waiting += 1
+        future.add_done_callback(partial(self._forget_if_cancelled, waiting))
         self._hand_out()
         return future
+
+    def _forget_if_cancelled(self, waiting: _Waiting, future: Future[SearchDone]) -> None:
+        """A search cancelled while it waits (an early pass the speaker talked past) leaves the queue and the
+        backlog count at once, not when a process next comes free: else it would count toward :attr:`busy`
+        and narrow the next final's beam for nothing. One that :meth:`_take` has popped is its to count."""
+        if not future.cancelled():
+            return
+        with self._lock:
+            try:
+                self._queue.remove(waiting)
+            except ValueError:
+                return
+            self._waiting -= 1
 
     def _hand_out(self) -> None:
         """While a process is free, send it the oldest waiting search and those that can share its call."""

@@ -65,6 +65,23 @@ def test_a_backlogged_pool_searches_narrower_until_it_catches_up() -> None:
     assert beams == [SETTINGS.beam, SETTINGS.beam, 4, 4, 4] and after == SETTINGS.beam
 
 
+def test_a_cancelled_waiting_final_leaves_the_backlog_at_once() -> None:
+    very_long = [lattice("the bank is open " * 100)]  # ~5,000 frames: the one process stays busy for seconds
+    pool = FinalsPool(MODEL, 1, SETTINGS, busy_beam=4, backlog=2)
+    try:
+        pool.warmup()
+        running = pool.search(searches(very_long))
+        waiting = pool.search(searches([lattice("my card")]))
+        assert pool.busy
+        assert waiting.cancel()
+        assert not pool.busy  # not only once the process is free and takes it out of the queue
+        after = pool.search(searches([lattice("my card")]))
+        assert not running.done()
+        assert after.result(timeout=120).beam == SETTINGS.beam and running.result(timeout=120).beam == SETTINGS.beam
+    finally:
+        pool.close()
+
+
 def test_waiting_finals_with_one_window_share_a_call_and_read_as_they_do_alone() -> None:
     speech = np.concatenate([resample(*read_wav(REPO / "workers" / "asr" / "samples" / name), SAMPLE_RATE)
                              for name in ("LJ001-0006.wav", "librivox-0880.wav")])  # 8.7 s: an 11.7 s window
