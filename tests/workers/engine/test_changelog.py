@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from models import ARTIFACTS
 from tests.fakes import FakeConsumer, FakeProducer
@@ -92,8 +93,10 @@ def test_a_state_record_goes_out_after_its_replies_and_the_offset_waits_for_both
     assert [(r.key, r.partition, dict(r.headers)[OFFSET_HEADER]) for r in state] == [(b"c1", 0, b"0"), (b"c2", 1, b"0")]
     engine.step()
     assert engine.consumer.committed() == {}, "committed before the state was acknowledged"  # type: ignore[attr-defined]
+    assert REGISTRY.get_sample_value("workers_state_changelog_pending", {"worker": "bot"}) == 2
     producer.release()
     engine.step()
+    assert REGISTRY.get_sample_value("workers_state_changelog_pending", {"worker": "bot"}) == 0
     assert engine.consumer.committed() == {TopicPartition(TOPIC, 0): 1, TopicPartition(TOPIC, 1): 1}  # type: ignore[attr-defined]
 
 
