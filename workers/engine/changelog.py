@@ -112,7 +112,7 @@ class Changelog:
         self.interval_s = 0.0
         self._m_records = m.STATE_CHANGELOG_RECORDS.labels(worker=worker)
         self._m_bytes = m.STATE_CHANGELOG_BYTES.labels(worker=worker)
-        # read when scraped (set on every write and acknowledgement it was 2.5% of the clicks loop, py-spy);
+        # read when scraped (set on every write and acknowledgement it was 2.5% of a cheap model's loop, py-spy);
         # through a weak reference, so the registry does not keep a replaced changelog and its store alive
         alive = weakref.ref(self)
         m.STATE_CHANGELOG_PENDING.labels(worker=worker).set_function(
