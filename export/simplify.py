@@ -93,7 +93,7 @@ def simplify(model: Any) -> Simplified:
     report = Simplified(nodes_before=len(graph.node))
     nodes = _tensordots(_Graph(graph, list(graph.node)), report)
     nodes = _layer_norms(_Graph(graph, nodes), report)
-    nodes = _heads(_Graph(graph, nodes), report)
+    nodes = _heads(_Graph(graph, nodes), report, _ranks(model))
     nodes = _live(nodes, {o.name for o in graph.output})
     del graph.node[:]
     graph.node.extend(nodes)
@@ -166,9 +166,19 @@ def _layer_norms(g: _Graph, report: Simplified) -> list[Any]:
     return [replaced.get(id(n), n) for n in g.nodes]
 
 
-def _heads(g: _Graph, report: Simplified) -> list[Any]:
+def _ranks(model: Any) -> dict[str, int]:
+    """The rank of every value ONNX shape inference can tell."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in (*inferred.value_info, *inferred.input, *inferred.output)
+            if v.type.tensor_type.HasField("shape")}
+
+
+def _heads(g: _Graph, report: Simplified, ranks: dict[str, int]) -> list[Any]:
     """Split(last axis, H) -> Unsqueeze(1) x H -> Concat(1): [B, T, H*D] -> Reshape [B, T, H, D] -> Transpose to
-    [B, H, T, D]. Split(1, H) -> Squeeze(1) x H -> Concat(last): the way back."""
+    [B, H, T, D]. Split(1, H) -> Squeeze(1) x H -> Concat(last): the way back. Only where the input's rank is
+    known to be 3 (resp. 4): with another, the same nodes mean another layout."""
     from onnx import helper
 
     dropped: set[int] = set()
@@ -188,12 +198,13 @@ def _heads(g: _Graph, report: Simplified) -> list[Any]:
             continue
         heads, axis, join_axis = len(parts), _attribute(split, "axis", 0), _attribute(join, "axis")
         name = split.name
-        if kind == "Unsqueeze" and axis in (2, -1) and join_axis == 1:
+        rank = ranks.get(split.input[0])
+        if kind == "Unsqueeze" and rank == 3 and axis in (2, -1) and join_axis == 1:
             shape = g.add_constant(f"{name}/heads_shape", np.asarray([0, 0, heads, -1], np.int64))
             first = helper.make_node("Reshape", [split.input[0], shape], [f"{name}/heads"], name=f"{name}/heads_reshape")
             second = helper.make_node("Transpose", [first.output[0]], [join.output[0]], name=f"{name}/heads_transpose",
                                       perm=[0, 2, 1, 3])
-        elif kind == "Squeeze" and axis == 1 and join_axis in (2, -1):
+        elif kind == "Squeeze" and rank == 4 and axis == 1 and join_axis in (2, -1):
             shape = g.add_constant(f"{name}/merged_shape", np.asarray([0, 0, -1], np.int64))
             first = helper.make_node("Transpose", [split.input[0]], [f"{name}/merged"], name=f"{name}/merge_transpose",
                                      perm=[0, 2, 1, 3])
