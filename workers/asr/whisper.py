@@ -264,8 +264,8 @@ class Whisper:
         words = words or [None] * len(segments)
         encoded = [self._encode(segment) for segment in segments]
         together: dict[int, list[int]] = {}  # window frames -> segments decoded in one batch
-        for i, (cross, _) in enumerate(encoded):
-            key = _frames(cross) if self.rows_independent else -1 - i
+        for i, (_, frames) in enumerate(encoded):  # the window, as the finals' pool predicts it from the audio
+            key = window_frames(frames) if self.rows_independent else -1 - i
             together.setdefault(key, []).append(i)
         found: list[Decoded | None] = [None] * len(segments)
         for rows in together.values():
@@ -387,11 +387,6 @@ _NUMERALS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four
 def _rows(cross: dict[str, np.ndarray]) -> int:
     """How many segments the encoder's outputs ``cross`` hold."""
     return len(next(iter(cross.values())))
-
-
-def _frames(cross: dict[str, np.ndarray]) -> int:
-    """The encoder frames (window) of ``cross``: segments share a batch only with the same window."""
-    return int(cross["cross_v_0"].shape[2])
 
 
 def _stack(crosses: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
