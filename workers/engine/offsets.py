@@ -7,15 +7,17 @@ offset is re-read on restart (Faust's "acked, contiguous offsets" rule).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 
 from workers.transport.records import TopicPartition
 
 
 class OffsetTracker:
     def __init__(self) -> None:
-        # Per partition, offsets in consumption order -> done flag.
-        self._pending: dict[TopicPartition, OrderedDict[int, bool]] = {}
+        # Per partition, offsets tracked and not yet committable -> done flag, and the same offsets in
+        # consumption order (a deque: the done prefix leaves from its front in O(1) an offset).
+        self._pending: dict[TopicPartition, dict[int, bool]] = {}
+        self._order: dict[TopicPartition, deque[int]] = {}
         # Per partition, the next offset to commit that has not been committed yet.
         self._uncommitted: dict[TopicPartition, int] = {}
         self._in_flight = 0
@@ -26,21 +28,31 @@ class OffsetTracker:
         return self._in_flight
 
     def track(self, tp: TopicPartition, offset: int) -> None:
-        self._pending.setdefault(tp, OrderedDict())[offset] = False
+        pending = self._pending.get(tp)
+        if pending is None:
+            pending = self._pending[tp] = {}
+            self._order[tp] = deque()
+        done = pending.get(offset)
+        if done is False:
+            return  # tracked already and unfinished: one offset counts once
+        pending[offset] = False
+        if done is None:
+            self._order[tp].append(offset)
         self._in_flight += 1
 
     def done(self, tp: TopicPartition, offset: int) -> None:
-        offsets = self._pending.get(tp)
-        if offsets is None or offsets.get(offset) is not False:
+        pending = self._pending.get(tp)
+        if pending is None or pending.get(offset) is not False:
             return  # partition revoked meanwhile, or already done
-        offsets[offset] = True
+        pending[offset] = True
         self._in_flight -= 1
-        while offsets:
-            first, first_done = next(iter(offsets.items()))
-            if not first_done:
-                break
-            offsets.popitem(last=False)
-            self._uncommitted[tp] = first + 1
+        order = self._order[tp]
+        if order[0] != offset:
+            return  # an earlier offset is still unfinished
+        while order and pending[order[0]]:
+            first = order.popleft()
+            del pending[first]
+        self._uncommitted[tp] = first + 1
 
     def take_committable(self) -> dict[TopicPartition, int]:
         """Offsets to commit now (next offset to read, per partition); each is handed out once."""
@@ -57,6 +69,7 @@ class OffsetTracker:
         """Drop revoked partitions; their unfinished offsets will be re-read by the next owner."""
         for tp in partitions:
             offsets = self._pending.pop(tp, None)
+            self._order.pop(tp, None)
             if offsets:
                 self._in_flight -= sum(1 for d in offsets.values() if not d)
             self._uncommitted.pop(tp, None)

@@ -40,7 +40,7 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
 
 def _record(m: ck.Message) -> Record:
     _ts_type, ts = m.timestamp()
-    return Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []), ts)
+    return Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.headers() or [], ts)
 
 
 def _ours(tps: Iterable[ck.TopicPartition]) -> set[TopicPartition]:
@@ -121,12 +121,13 @@ class ConfluentConsumer:
             first = None
         out: list[Record] = []
         for m in [first, *rest] if first is not None else rest:
-            if m.error():
-                if m.error().code() != ck.KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", m.error())
+            if error := m.error():
+                if error.code() != ck.KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", error)
                 continue
             out.append(_record(m))
-            self._next_offset[TopicPartition(m.topic(), m.partition())] = m.offset() + 1
+        for record in out:  # in offset order within a partition: the last one's position stays
+            self._next_offset[record.tp] = record.offset + 1
         return out
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

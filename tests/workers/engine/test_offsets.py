@@ -47,3 +47,18 @@ def test_forget_drops_revoked_partitions_and_their_in_flight_count() -> None:
     assert tracker.in_flight == 1
     tracker.done(TP, 0)  # late acknowledgement for a partition we no longer own: ignored
     assert tracker.take_committable() == {}
+
+
+def test_an_offset_tracked_twice_counts_once_and_still_commits() -> None:
+    tracker = OffsetTracker()
+    tracker.track(TP, 0)
+    tracker.track(TP, 1)
+    tracker.track(TP, 1)  # a client that hands a record over twice
+    assert tracker.in_flight == 2
+    tracker.done(TP, 1)
+    tracker.done(TP, 0)
+    assert tracker.take_committable() == {TP: 2}
+    assert tracker.in_flight == 0
+    tracker.track(TP, 2)
+    tracker.done(TP, 2)
+    assert tracker.take_committable() == {TP: 3}
