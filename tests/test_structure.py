@@ -10,7 +10,8 @@ from workers.registry import workloads
 
 REPO = Path(__file__).resolve().parent.parent
 CORE = ["workers/engine", "workers/transport", "workers/runtime", "workers/toolkit", "workers/devtools",
-        "workers/__init__.py", "workers/__main__.py", "workers/cli.py", "workers/client.py", "workers/http.py",
+        "workers/__init__.py", "workers/__main__.py", "workers/cli.py", "workers/client.py", "workers/garbage_collection.py",
+        "workers/http.py",
         "workers/metrics.py", "workers/plugin.py", "workers/registry.py", "workers/serve.py", "workers/settings.py",
         "workers/supervise.py", "workers/topics.py"]
 """Everything under workers/ that is not a workload package."""

@@ -40,6 +40,12 @@ INFERENCE = Histogram(
     ["worker", "model", "version", "topic"],
     buckets=LATENCY_BUCKETS,
 )
+GC_PAUSE = Histogram(
+    "workers_gc_pause_seconds",
+    "Python's cyclic garbage collections: how long each stopped the process (the batch loop with it), by generation.",
+    ["worker", "generation"],
+    buckets=LATENCY_BUCKETS,
+)
 MESSAGES_IN = Counter("workers_messages_in_total", "Records consumed.", ["worker", "topic"])
 MESSAGES_OUT = Counter(
     "workers_messages_out_total", "Input messages whose results were acknowledged.", ["worker", "model", "version", "topic"]

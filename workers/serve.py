@@ -13,6 +13,7 @@ from workers.engine.changelog import Changelog, changelog_config, changelog_topi
 from workers.engine.engine import StreamEngine
 from workers.engine.handler import Handler, StatefulHandler
 from workers.engine.reload import ModelReloader
+from workers.garbage_collection import tune_garbage_collection
 from workers.http import Health, MetricsServer
 from workers import registry
 from workers.registry import build_handler
@@ -86,6 +87,7 @@ def serve(worker: str, settings: Settings, model_dir: str | Path | None = None) 
     producer = make_producer(settings.kafka, client_id)
     engine = StreamEngine(handler, settings.engine, consumer, producer, health, reloader, changelog)
     engine.install_signal_handlers()
+    tune_garbage_collection(settings.engine.gc_young_threshold, worker)
     try:
         engine.run()
     finally:

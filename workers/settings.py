@@ -145,6 +145,12 @@ class EngineSettings(SettingsSection):
         description="Messages consumed but not yet committed before partitions are paused (backpressure).",
     )
     poll_max_records: int = Field(500, ge=1, description="Records fetched per consumer poll.")
+    gc_young_threshold: int = Field(
+        50_000, ge=0, description="Python's young-generation garbage collection threshold, set once the model is "
+        "loaded and warm (everything loaded until then is frozen out of later collections). Python's 700 made a "
+        "worker with a cheap model spend 3-8 us a message in collections, with a 40 ms full collection every few thousand "
+        "messages (docs/benchmarks.md); 0 keeps Python's defaults.",
+    )
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often acknowledged offsets are committed (also on rebalance and shutdown)."
     )

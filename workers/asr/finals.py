@@ -28,6 +28,7 @@ from workers.asr.lm import LanguageModels, Searched, SearchSettings
 from workers.asr.recognizer import Owed, second_pass
 from workers.asr.text import ALPHABET
 from workers.asr.whisper import Decoded, Whisper, feature_frames, window_frames
+from workers.garbage_collection import tune_garbage_collection
 from workers.settings import OnnxSettings
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ _child_lm: LanguageModels | None = None
 _child_whisper: Whisper | None = None
 
 
-def _start_child(model_dir: str, parent: int, nice: int = 0, whisper: bool = True) -> None:
-    """Pool initializer: lower the priority by ``nice``, load the LMs and the attention decoder, and leave
+def _start_child(model_dir: str, parent: int, nice: int = 0, whisper: bool = True, gc_young_threshold: int = 0) -> None:
+    """Pool initializer: lower the priority by ``nice``, load the LMs and the attention decoder, tune the garbage
+    collector as the worker's own process (the LMs' dicts then stay out of every collection), and leave
     when the worker is gone (a worker killed with -9 never shuts its pool down, and an orphaned child would
     live on). ONNX Runtime runs on one thread here: the batch loop has the other core."""
     global _child_lm, _child_whisper
@@ -47,6 +49,7 @@ def _start_child(model_dir: str, parent: int, nice: int = 0, whisper: bool = Tru
     folder = Path(model_dir) / "whisper"
     if whisper and Whisper.available(folder):
         _child_whisper = Whisper(folder, OnnxSettings(intra_op_num_threads=1))
+    tune_garbage_collection(gc_young_threshold, "asr-second-pass")
 
     def exit_with_parent() -> None:
         while os.getppid() == parent:
@@ -98,8 +101,10 @@ class FinalsPool:
     finals' delay bounded instead of letting the queue grow."""
 
     def __init__(self, model_dir: Path, processes: int, settings: SearchSettings, busy_beam: int | None = None,
-                 backlog: int = 4, nice: int = 0, whisper: bool = True, batch: int = 8) -> None:
+                 backlog: int = 4, nice: int = 0, whisper: bool = True, batch: int = 8,
+                 gc_young_threshold: int = 0) -> None:
         self.model_dir, self.processes, self.settings, self.backlog = model_dir, processes, settings, backlog
+        self.gc_young_threshold = gc_young_threshold
         self.whisper, self.batch = whisper, batch
         self.nice = nice
         self.busy_settings = dataclasses.replace(settings, beam=min(busy_beam or settings.beam, settings.beam))
@@ -112,7 +117,8 @@ class FinalsPool:
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs ONNX Runtime and client threads, which a fork would copy mid-flight
         return ProcessPoolExecutor(self.processes, multiprocessing.get_context("spawn"),
-                                   initializer=_start_child, initargs=(str(self.model_dir), os.getpid(), self.nice, self.whisper))
+                                   initializer=_start_child, initargs=(str(self.model_dir), os.getpid(), self.nice, self.whisper,
+                                             self.gc_young_threshold))
 
     def warmup(self) -> None:
         """Start the children and load their models now, not on the first final."""

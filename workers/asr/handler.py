@@ -90,7 +90,8 @@ class AsrHandler(StatefulHandler[Chunk]):
             self.finals = FinalsPool(self.acoustic.model_dir, self.settings.search_processes,
                                      self.recognizer.search_settings, self.settings.busy_beam,
                                      self.settings.search_backlog, self.settings.search_nice,
-                                     self.recognizer.whisper is not None, self.settings.second_pass_batch)
+                                     self.recognizer.whisper is not None, self.settings.second_pass_batch,
+                                     settings.engine.gc_young_threshold)
         self.streams = self.init_state(self._no_factory, settings.engine.state_ttl_s, self.settings.max_streams)
         self.ended: OrderedDict[str, int] = OrderedDict()  # stream id -> last seq, for late chunks after the end
         self._chunks = {o: metrics.CHUNKS.labels(worker=self.name, outcome=o)

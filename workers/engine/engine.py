@@ -33,6 +33,7 @@ from workers.engine.dlq import dead_letter
 from workers.engine.handler import Deferred, Handler, InvalidMessage, Outcome, Pending, Result, StatefulHandler
 from workers.engine.offsets import OffsetTracker
 from workers.engine.reload import ModelReloader
+from workers.garbage_collection import collect_replaced
 from workers.http import Health
 from workers.settings import EngineSettings
 from workers.topics import Topics
@@ -147,6 +148,7 @@ class StreamEngine:
         self._bind_model_metrics()
         log.info("%s: now serving model %s version %s (was %s)", new.name, new.model.name, new.model.version, old.model.version)
         old.close()
+        collect_replaced()  # the old version was frozen with start-up: free it
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ competing for the cores. The tool for profiling the hot path one change at a tim
 It starts the embedded broker, produces ``--messages`` of the workload's bench traffic to the input topic,
 then runs the worker's engine in this process (as ``workers serve`` wires it, settings from the environment)
 until every message is answered and committed. It prints messages per second and the CPU time per message:
-the whole process (Python and the client's threads) and the engine's loop thread alone. ``--profile`` writes a
+the whole process (Python and the client's threads) and the engine's loop thread alone, and the time per
+message spent in Python's garbage collections. ``--profile`` writes a
 cProfile file of the drains and prints its top functions; ``--repeat`` drains again in the same process, each
 time a fresh backlog on topics of its own (the embedded broker's fetches slow down as a topic fills).
 """
@@ -23,10 +24,13 @@ import sys
 import time
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from workers import registry
 from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.engine.engine import StreamEngine
 from workers.plugin import load_object
+from workers.garbage_collection import tune_garbage_collection
 from workers.serve import single_threaded_numpy, state_changelog
 from workers.registry import build_handler
 from workers.settings import Settings, load_settings
@@ -76,6 +80,7 @@ def drain(worker: str, settings: Settings, n: int, seed: int, profile: cProfile.
     consumer = _CountingConsumer(make_consumer(settings.kafka, group, "earliest", f"drain-{seed}"))
     engine = StreamEngine(handler, settings.engine, consumer, make_producer(settings.kafka, f"drain-{seed}"),
                           changelog=changelog)
+    tune_garbage_collection(settings.engine.gc_young_threshold, worker)  # as `workers serve` does before its loop
     first_poll: list[float] = []
 
     def done() -> bool:
@@ -83,6 +88,7 @@ def drain(worker: str, settings: Settings, n: int, seed: int, profile: cProfile.
             first_poll.append(time.perf_counter())
         return consumer.consumed >= n and engine.tracker.in_flight == 0
 
+    gc_before = _gc_pause_s(worker)
     wall, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     if profile is not None:
         profile.enable()
@@ -96,7 +102,13 @@ def drain(worker: str, settings: Settings, n: int, seed: int, profile: cProfile.
     started = first_poll[0] if first_poll else wall  # from the first record: not the group join
     return {"messages": n, "seconds": round(end - started, 3), "msg_per_s": round(n / (end - started), 1),
             "cpu_us_per_msg": round(cpu_s / n * 1e6, 1), "loop_cpu_us_per_msg": round(loop_cpu_s / n * 1e6, 1),
-            "join_s": round(started - wall, 3)}
+            "gc_us_per_msg": round((_gc_pause_s(worker) - gc_before) / n * 1e6, 1), "join_s": round(started - wall, 3)}
+
+
+def _gc_pause_s(worker: str) -> float:
+    """Seconds the process has spent in garbage collections (``workers_gc_pause_seconds``, all generations)."""
+    return sum(REGISTRY.get_sample_value("workers_gc_pause_seconds_sum", {"worker": worker, "generation": str(g)}) or 0.0
+               for g in range(3))
 
 
 def main(argv: list[str] | None = None) -> int:
