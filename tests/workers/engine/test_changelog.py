@@ -80,7 +80,16 @@ def reference() -> dict[str, dict[str, Any]]:
     return replies(producer.acked)
 
 
+def records_counted() -> float:
+    return REGISTRY.get_sample_value("workers_state_changelog_records_total", {"worker": "bot"}) or 0.0
+
+
+def bytes_counted() -> float:
+    return REGISTRY.get_sample_value("workers_state_changelog_bytes_total", {"worker": "bot"}) or 0.0
+
+
 def test_a_state_record_goes_out_after_its_replies_and_the_offset_waits_for_both() -> None:
+    records_before, bytes_before = records_counted(), bytes_counted()
     producer = FakeProducer(hold=True)
     engine = engine_for(messages()[:2], producer, [], commit_interval_s=0.001)
     engine.step()
@@ -98,6 +107,9 @@ def test_a_state_record_goes_out_after_its_replies_and_the_offset_waits_for_both
     engine.step()
     assert REGISTRY.get_sample_value("workers_state_changelog_pending", {"worker": "bot"}) == 0
     assert engine.consumer.committed() == {TopicPartition(TOPIC, 0): 1, TopicPartition(TOPIC, 1): 1}  # type: ignore[attr-defined]
+    # counted once a loop turn, not once a record: both by the end of the turn that sent them
+    assert records_counted() == records_before + 2
+    assert bytes_counted() == bytes_before + sum(len(r.value or b"") for r in state)
 
 
 @pytest.mark.parametrize("state_lost", [False, True], ids=["state-kept", "last-state-writes-lost"])
