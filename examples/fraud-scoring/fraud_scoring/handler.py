@@ -27,7 +27,7 @@ from fraud_scoring import metrics
 from fraud_scoring.data import CATEGORIES
 from fraud_scoring.features import feature_vector
 from fraud_scoring.settings import FraudSettings
-from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler
+from workers.engine.handler import InvalidMessage, Outcome, Pending, Result, StatefulHandler, latency_fields
 from workers.runtime.onnx_model import OnnxModel
 from workers.settings import Settings
 from workers.toolkit.codec import (check_schema_version, decode_json_object, encode_json, require_id, require_string,
@@ -97,13 +97,14 @@ class FraudHandler(StatefulHandler[Transaction]):
             rows.append(feature_vector(t.amount, t.ts, t.distance_km, t.card_present, t.category, len(times)))
             times.append(t.ts)
         probabilities = self.model.run({"features": np.stack(rows)})["fraud_probability"][:, 0]
+        latencies = latency_fields(batch, self.model.last_run_s)
         outcomes: list[Outcome] = []
-        for item, probability, count in zip(batch, probabilities.tolist(), recent, strict=True):
+        for item, probability, count, latency in zip(batch, probabilities.tolist(), recent, latencies, strict=True):
             alert = probability >= self.options.alert_threshold
             self.alerts.inc(alert)
             result = {"transaction_id": item.value.transaction_id, "card_id": item.value.card_id,
                       "fraud_probability": round(probability, 4), "alert": alert, "recent_transactions": count,
-                      "model_version": self.model.version, "latency": item.latency_fields(self.model.last_run_s)}
+                      "model_version": self.model.version, "latency": latency}
             outcomes.append([Result(encode_json(result), item.value.card_id.encode())])
         self.report_state()
         return outcomes
