@@ -29,8 +29,8 @@ from prometheus_client import REGISTRY
 from workers import registry
 from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.engine.engine import StreamEngine
-from workers.plugin import load_object
 from workers.garbage_collection import tune_garbage_collection
+from workers.plugin import load_object
 from workers.serve import single_threaded_numpy, state_changelog
 from workers.registry import build_handler
 from workers.settings import Settings, load_settings
