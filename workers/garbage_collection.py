@@ -9,7 +9,7 @@ from typing import Any
 from workers.metrics import GC_PAUSE
 
 
-def tune_garbage_collection(young_threshold: int, worker: str) -> None:
+def tune_garbage_collection(young_threshold: int, worker: str) -> tuple[int, int, int]:
     """Collect cyclic garbage less often, and never again scan what start-up loaded; time every collection.
 
     A worker's hot path makes few reference cycles (its objects die by reference counting), but Python collects
@@ -17,15 +17,24 @@ def tune_garbage_collection(young_threshold: int, worker: str) -> None:
     the libraries, the model's Python side, every key's state. A worker with a cheap model spent 3-8 us a message of
     60-90 in collections, and each full one stopped its loop for about 40 ms (docs/benchmarks.md). Called once the model
     is loaded and warm: ``gc.freeze`` moves what exists then out of every later collection. 0 keeps Python's
-    thresholds (the pauses are still timed, in ``workers_gc_pause_seconds``)."""
+    thresholds (the pauses are still timed, in ``workers_gc_pause_seconds``). Returns the thresholds before, for
+    :func:`untune_garbage_collection`."""
     _pauses[:] = [GC_PAUSE.labels(worker=worker, generation=str(g)) for g in range(3)]
     if _time_collection not in gc.callbacks:
         gc.callbacks.append(_time_collection)
+    before = gc.get_threshold()
     if young_threshold > 0:
         gc.collect()
         gc.freeze()
-        _young, middle, old = gc.get_threshold()
-        gc.set_threshold(young_threshold, middle, old)
+        gc.set_threshold(young_threshold, *before[1:])
+    return before
+
+
+def untune_garbage_collection(before: tuple[int, int, int]) -> None:
+    """Python's collector as it was before :func:`tune_garbage_collection` (a tool that runs a worker's loop inside a
+    longer process, such as the drain benchmark under the tests); collections stay timed."""
+    gc.unfreeze()
+    gc.set_threshold(*before)
 
 
 _collection_started = 0.0

@@ -7,7 +7,7 @@ import weakref
 
 from prometheus_client import REGISTRY
 
-from workers.garbage_collection import _time_collection, collect_replaced, tune_garbage_collection
+from workers.garbage_collection import _time_collection, collect_replaced, tune_garbage_collection, untune_garbage_collection
 
 
 def gc_pause_count(generation: int) -> float:
@@ -27,6 +27,8 @@ def test_a_worker_collects_garbage_less_often_without_rescanning_start_up_and_ti
         before = gc_pause_count(2)
         gc.collect()
         assert gc_pause_count(2) == before + 1
+        untune_garbage_collection(thresholds)
+        assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)

@@ -1,6 +1,7 @@
 """The drain benchmark (the worker alone on a backlog, what profiling runs) runs end to end through the real
 broker: every message answered on the output topic, each once, and its figures printed."""
 
+import gc
 import json
 
 import pytest
@@ -20,11 +21,14 @@ def test_drain_answers_the_whole_backlog(capsys: pytest.CaptureFixture[str], mon
         return report
 
     monkeypatch.setattr(drain, "drain", counted)
+    thresholds = gc.get_threshold()
     assert drain.main(["clicks", "--messages", "1200", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert answered == [1200]
     (figures,) = report["drains"]
     assert figures["messages"] == 1200 and figures["msg_per_s"] > 0 and figures["cpu_us_per_msg"] > 0
+    assert figures["gc_us_per_msg"] >= 0
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0  # the test process's collector as it was
 
 
 def _count(settings, topic: str) -> int:  # type: ignore[no-untyped-def]

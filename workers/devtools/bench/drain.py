@@ -29,7 +29,7 @@ from prometheus_client import REGISTRY
 from workers import registry
 from workers.devtools.broker import EmbeddedBroker, free_port
 from workers.engine.engine import StreamEngine
-from workers.garbage_collection import tune_garbage_collection
+from workers.garbage_collection import tune_garbage_collection, untune_garbage_collection
 from workers.plugin import load_object
 from workers.serve import single_threaded_numpy, state_changelog
 from workers.registry import build_handler
@@ -80,7 +80,7 @@ def drain(worker: str, settings: Settings, n: int, seed: int, profile: cProfile.
     consumer = _CountingConsumer(make_consumer(settings.kafka, group, "earliest", f"drain-{seed}"))
     engine = StreamEngine(handler, settings.engine, consumer, make_producer(settings.kafka, f"drain-{seed}"),
                           changelog=changelog)
-    tune_garbage_collection(settings.engine.gc_young_threshold, worker)  # as `workers serve` does before its loop
+    collector = tune_garbage_collection(settings.engine.gc_young_threshold, worker)  # as `workers serve` does
     first_poll: list[float] = []
 
     def done() -> bool:
@@ -97,6 +97,7 @@ def drain(worker: str, settings: Settings, n: int, seed: int, profile: cProfile.
     finally:
         if profile is not None:
             profile.disable()
+        untune_garbage_collection(collector)
     end = time.perf_counter()
     cpu_s, loop_cpu_s = time.process_time() - cpu, time.thread_time() - loop_cpu
     started = first_poll[0] if first_poll else wall  # from the first record: not the group join
