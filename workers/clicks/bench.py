@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import numpy as np
 
@@ -69,15 +70,40 @@ def clicks_tf_step(mode: str) -> Step:
 
 
 def clicks_model_only(batch: int, seconds: float, onnx: OnnxSettings) -> dict[str, float]:
-    """ONNX Runtime alone, loaded as the worker loads it, on a batch of ``batch`` session steps."""
+    """ONNX Runtime alone, loaded as the worker loads it, on a batch of ``batch`` session steps; and beside it
+    (``scoring_throughput``) the served scoring around that call: the sessions' state, the hybrid's blend of the
+    GRU with its count signals and the top-20, on the bench's traffic in batches of distinct sessions, as the
+    worker batches them. Model-only counts neither the blend nor the top-k; the second figure says what they
+    cost before any decoding, Kafka or bookkeeping."""
+    from workers.clicks.handler import parse_click
     from workers.clicks.model import SessionModel
+    from workers.transport.records import Record
 
     sessions = SessionModel(ARTIFACTS / "clicks", onnx)
     rng = np.random.default_rng(0)
     feeds = {"item": rng.integers(1, len(sessions.items) + 1, batch).astype(np.int64),
              "event": rng.integers(1, 5, batch).astype(np.int64),
              "state": rng.normal(0, 0.3, (batch, sessions.state_size)).astype(np.float32)}
-    return time_session(lambda: sessions.onnx.run(feeds), batch, seconds)
+    figures = time_session(lambda: sessions.onnx.run(feeds), batch, seconds)
+
+    events = [parse_click(Record("bench", 0, 0, key, value))[0] for key, value in click_messages(20 * batch * 30, 1)]
+    batches, current = [], []
+    for event in events:  # in traffic order, a session at most once a batch
+        if len(current) == batch or any(e.session_id == event.session_id for e in current):
+            if len(current) == batch:
+                batches.append(current)
+            current = []
+        current.append(event)
+    batches = batches or [current]
+    states: dict[str, Any] = {}
+    turn = iter(range(1 << 62))
+
+    def score() -> None:
+        served = batches[next(turn) % len(batches)]
+        sessions.step([states.setdefault(e.session_id, sessions.new_state()) for e in served], served, 20)
+
+    scoring = time_session(score, batch, seconds)
+    return figures | {"scoring_throughput": scoring["throughput"], "scoring_median_batch_s": scoring["median_batch_s"]}
 
 
 BENCH = BenchWorkload("clicks", click_messages, clicks_tf_step, clicks_model_only)

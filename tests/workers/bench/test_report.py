@@ -66,3 +66,28 @@ def test_the_state_changelog_cost_is_ours_beside_ours_with_memory_only_state() -
     table = format_table(report)
     assert "ours_memory_state" in table
     assert "state changelog: ours 80% of the throughput with state in memory only (1,000.0 msg/s" in table
+
+
+def test_a_workloads_scoring_around_the_model_call_is_a_second_model_only_figure() -> None:
+    run = {"phase": "saturation", "offered_per_s": None, "throughput": 900.0, "p50_s": 0.01, "p95_s": 0.02,
+           "p99_s": 0.03, "unanswered": 0, "batch_size_mean": 30.0, "inference_s_mean_per_batch": 0.001,
+           "cpu_cores": 1.0, "peak_rss_mb": 100.0}
+    workload = BenchWorkload("clicks", messages=lambda n, seed: [], tf_step=lambda mode: None,  # type: ignore[arg-type, return-value]
+                             model_only=lambda batch, seconds, onnx: {"batch_size": batch, "throughput": 9_000.0,
+                                                                      "scoring_throughput": 3_000.0})
+    report = summarise(workload, {"ours": {"runs": [run]}}, BenchOptions(systems=("ours",)))
+    assert report["model_only"]["end_to_end_fraction"] == 0.1
+    assert report["model_only"]["scoring_end_to_end_fraction"] == 0.3
+    table = format_table(report)
+    assert "model only (ONNX Runtime, batch 30): 9,000.0 msg/s; end to end is 10% of it" in table
+    assert "scoring around the call (same batch, in process): 3,000.0 msg/s; end to end is 30% of it" in table
+
+
+def test_clicks_model_only_times_the_served_scoring_beside_onnx_runtime_alone() -> None:
+    from workers.clicks.bench import clicks_model_only
+    from workers.settings import OnnxSettings
+
+    figures = clicks_model_only(8, 0.2, OnnxSettings())
+    assert figures["batch_size"] == 8 and figures["throughput"] > 0
+    # the blend and the top-k over the catalogue cost more than the recurrent step alone
+    assert 0 < figures["scoring_throughput"] < figures["throughput"]

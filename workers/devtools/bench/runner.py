@@ -273,6 +273,9 @@ def summarise(workload: BenchWorkload, results: dict[str, dict[str, Any]], optio
         model_only = workload.model_only(batch, 5.0, worker_settings(OnnxSettings, options.worker_env))
         report["model_only"] = model_only | {
             "end_to_end_fraction": round(ours["throughput"] / model_only["throughput"], 3)}
+        if model_only.get("scoring_throughput"):
+            report["model_only"]["scoring_end_to_end_fraction"] = round(
+                ours["throughput"] / model_only["scoring_throughput"], 3)
         if TRANSPORT in results and results[TRANSPORT]["runs"][0]["throughput"]:
             transport = results[TRANSPORT]["runs"][0]["throughput"]
             report["transport_ceiling"] = {"throughput": transport,
@@ -379,6 +382,9 @@ def format_table(report: dict[str, Any]) -> str:
         m = report["model_only"]
         lines.append(f"model only (ONNX Runtime, batch {m['batch_size']}): {m['throughput']:,.1f} msg/s; "
                      f"end to end is {m['end_to_end_fraction']:.0%} of it")
+        if "scoring_end_to_end_fraction" in m:
+            lines.append(f"model only with the workload's scoring around the call (same batch, in process): "
+                         f"{m['scoring_throughput']:,.1f} msg/s; end to end is {m['scoring_end_to_end_fraction']:.0%} of it")
     for baseline, r in report.get("ratios", {}).items():
         line = (f"ours vs {baseline}: {r['throughput_ratio']:g}x throughput; saturation p99 "
                 f"{ms(r['saturation_p99_ours_s'])} vs {ms(r['saturation_p99_theirs_s'])} ms")
