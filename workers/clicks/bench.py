@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import cycle
 from typing import Any
 
 import numpy as np
@@ -75,8 +76,11 @@ def clicks_model_only(batch: int, seconds: float, onnx: OnnxSettings) -> dict[st
     GRU with its count signals and the top-20, on the bench's traffic in batches of distinct sessions, as the
     worker batches them. Model-only counts neither the blend nor the top-k; the second figure says what they
     cost before any decoding, Kafka or bookkeeping."""
+    from workers.clicks.events import Event
     from workers.clicks.handler import parse_click
     from workers.clicks.model import SessionModel
+    from workers.engine.batcher import MicroBatcher
+    from workers.engine.handler import Pending
     from workers.transport.records import Record
 
     sessions = SessionModel(ARTIFACTS / "clicks", onnx)
@@ -86,21 +90,20 @@ def clicks_model_only(batch: int, seconds: float, onnx: OnnxSettings) -> dict[st
              "state": rng.normal(0, 0.3, (batch, sessions.state_size)).astype(np.float32)}
     figures = time_session(lambda: sessions.onnx.run(feeds), batch, seconds)
 
-    events = [parse_click(Record("bench", 0, 0, key, value))[0] for key, value in click_messages(20 * batch * 30, 1)]
-    batches, current = [], []
-    for event in events:  # in traffic order, a session at most once a batch
-        if len(current) == batch or any(e.session_id == event.session_id for e in current):
-            if len(current) == batch:
-                batches.append(current)
-            current = []
-        current.append(event)
-    batches = batches or [current]
+    batcher: MicroBatcher[Pending[Event]] = MicroBatcher(batch, 0.0, one_per_key=True)  # as the worker batches
+    for offset, (key, value) in enumerate(click_messages(20 * batch * 30, 1)):
+        record = Record("bench", 0, offset, key, value)
+        event = parse_click(record)[0]
+        batcher.add(Pending(record, event.session_id, event))
+    taken = []
+    while len(batcher):
+        taken.append([item.value for item in batcher.take()])
+    served = cycle([b for b in taken if len(b) == batch] or taken)  # full batches: the figure is per ``batch``
     states: dict[str, Any] = {}
-    turn = iter(range(1 << 62))
 
     def score() -> None:
-        served = batches[next(turn) % len(batches)]
-        sessions.step([states.setdefault(e.session_id, sessions.new_state()) for e in served], served, 20)
+        events = next(served)
+        sessions.step([states.setdefault(e.session_id, sessions.new_state()) for e in events], events, 20)
 
     scoring = time_session(score, batch, seconds)
     return figures | {"scoring_throughput": scoring["throughput"], "scoring_median_batch_s": scoring["median_batch_s"]}
