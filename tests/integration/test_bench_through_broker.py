@@ -32,6 +32,9 @@ def test_bench_clicks_reports_every_system_and_loses_nothing(tmp_path) -> None:
             assert 0 < run["input_ack_p99_s"] <= run["p99_s"] + 0.01, run
     assert report["ours"]["runs"][0]["batch_size_mean"] >= 1
     assert report["model_only"]["throughput"] > 0
+    # the served scoring around the same call (state, blend, top-k) costs more than the call alone
+    assert 0 < report["model_only"]["scoring_throughput"] < report["model_only"]["throughput"]
+    assert report["model_only"]["scoring_end_to_end_fraction"] > report["model_only"]["end_to_end_fraction"]
     transport = report["transport"]["runs"]
     assert [run["phase"] for run in transport] == ["saturation"]  # the ceiling: no paced phases
     assert transport[0]["unanswered"] == 0 and transport[0]["duplicates"] == 0
